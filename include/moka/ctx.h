@@ -1,0 +1,31 @@
+/* include/moka/ctx.h -- the execution context handed to nets and solvers.
+ *
+ * Everything that would otherwise be a global (thread count, random seed, phase) lives here or
+ * in the objects made from it. The caller owns the struct; moka only reads it.
+ */
+#ifndef MOKA_CTX_H
+#define MOKA_CTX_H
+
+#include <stdint.h>
+
+#include "moka/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct moka_ctx {
+    int threads;   /* worker threads for kernels; 0 = all online CPUs */
+    uint64_t seed; /* root of every random stream (fillers, shuffles, dropout) */
+} moka_ctx;
+
+/* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;
+ * moka prefers reproducible runs). */
+MOKA_API void moka_ctx_init(moka_ctx *ctx);
+/* Applies ctx->threads to the kernel thread pool (OpenMP and BLAS). Returns the count used. */
+MOKA_API int moka_ctx_apply_threads(const moka_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MOKA_CTX_H */

@@ -1,0 +1,46 @@
+/* src/core/status.c -- status names and error formatting. */
+#include "moka/status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *moka_status_name(moka_status s)
+{
+    switch (s) {
+    case MOKA_OK: return "MOKA_OK";
+    case MOKA_ERR_INVALID_ARG: return "MOKA_ERR_INVALID_ARG";
+    case MOKA_ERR_CONFIG: return "MOKA_ERR_CONFIG";
+    case MOKA_ERR_SHAPE: return "MOKA_ERR_SHAPE";
+    case MOKA_ERR_IO: return "MOKA_ERR_IO";
+    case MOKA_ERR_NOMEM: return "MOKA_ERR_NOMEM";
+    case MOKA_ERR_UNSUPPORTED: return "MOKA_ERR_UNSUPPORTED";
+    case MOKA_ERR_BACKEND: return "MOKA_ERR_BACKEND";
+    case MOKA_ERR_INTERRUPTED: return "MOKA_ERR_INTERRUPTED";
+    }
+    return "MOKA_ERR_UNKNOWN";
+}
+
+moka_status moka_errf(moka_err *err, moka_status code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        err->code = code;
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void moka_err_prefix(moka_err *err, const char *fmt, ...)
+{
+    if (!err) return;
+    char prefix[256], old[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, err->msg, sizeof old);
+    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+}
