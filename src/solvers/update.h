@@ -1,0 +1,65 @@
+/* src/solvers/update.h -- Caffe's solver arithmetic over the flat parameter block.
+ *
+ * One iteration of a solver, as Caffe's Solver::Step/ApplyUpdate does it:
+ *   rate = moka_lr_rate(hp, iter, &state)                      (lr policy)
+ *   moka_update_clip(hp, slots, n, diff)                       (clip_gradients, global L2 norm)
+ *   for each learnable slot:
+ *       moka_update_normalize(hp, slot, diff)                  (1 / iter_size)
+ *       moka_update_regularize(hp, slot, data, diff)           (L2 / L1 weight decay * decay_mult)
+ *       rule->compute(hp, iter, rate * slot.lr_mult, ...)      (turns diff into the step)
+ *       data -= diff
+ * Every function here is pure arithmetic over caller-owned arrays; none allocates or fails.
+ */
+#ifndef MOKA_UPDATE_H
+#define MOKA_UPDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* The SolverParameter values the arithmetic needs (filled from the solver file). */
+typedef struct moka_solver_hparams {
+    const char *type;      /* "SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam" */
+    const char *lr_policy; /* "fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid" */
+    float base_lr, gamma, power, momentum, momentum2, delta, rms_decay;
+    float weight_decay, clip_gradients;
+    bool l1; /* regularization_type "L1" (else "L2") */
+    int64_t stepsize, max_iter, iter_size;
+    const int64_t *stepvalue; /* multistep */
+    int num_stepvalue;
+} moka_solver_hparams;
+
+/* One parameter blob inside the flat block. */
+typedef struct moka_param_slot {
+    int64_t offset, count; /* in floats */
+    float lr_mult, decay_mult;
+} moka_param_slot;
+
+/* Learning rate at iteration `iter` per hp->lr_policy. `current_step` is multistep's position in
+ * stepvalue (Caffe saves it in the .solverstate); it is advanced in place. */
+float moka_lr_rate(const moka_solver_hparams *hp, int64_t iter, int64_t *current_step);
+
+/* Scales all diffs by clip_gradients / ||diff||_2 when the global norm exceeds clip_gradients
+ * (> 0). Returns the norm before clipping (0 when clipping is off). */
+double moka_update_clip(const moka_solver_hparams *hp, const moka_param_slot *slots, int n,
+                        float *diff);
+void moka_update_normalize(const moka_solver_hparams *hp, const moka_param_slot *s, float *diff);
+void moka_update_regularize(const moka_solver_hparams *hp, const moka_param_slot *s,
+                            const float *data, float *diff);
+
+/* An update rule: Caffe's ComputeUpdateValue for one solver type. `hist` holds num_history
+ * arrays of `count` floats (zero at start), in Caffe's .solverstate history order: the solver's
+ * history blobs for every parameter first, then (AdaDelta, Adam) the second set. */
+typedef struct moka_update_rule {
+    const char *type;
+    int num_history;
+    /* On entry diff is the regularized gradient; on return diff is the step (data -= diff).
+     * local_rate = rate * lr_mult. `iter` is the 0-based iteration being applied (Adam's bias
+     * correction uses t = iter + 1). */
+    void (*compute)(const moka_solver_hparams *hp, int64_t iter, float local_rate, int64_t count,
+                    float *diff, float *const *hist);
+} moka_update_rule;
+
+/* Lookup by Caffe's type name ("SGD", ...); NULL if unknown. */
+const moka_update_rule *moka_update_rule_find(const char *type);
+
+#endif /* MOKA_UPDATE_H */
