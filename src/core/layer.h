@@ -36,6 +36,7 @@
 #include "core/rng.h"
 #include "io/prototxt.h"
 #include "moka/ctx.h"
+#include "moka/net.h"
 #include "moka/status.h"
 #include "moka/tensor.h"
 
@@ -45,8 +46,6 @@
 #define MOKA_INTERNAL
 #endif
 
-/* Caffe's Phase. */
-typedef enum moka_phase { MOKA_TRAIN = 0, MOKA_TEST = 1 } moka_phase;
 
 typedef struct moka_layer moka_layer;
 
@@ -68,6 +67,9 @@ typedef struct moka_layer_ops {
     moka_status (*forward_cpu)(moka_layer *l, moka_err *err);
     moka_status (*backward_cpu)(moka_layer *l, moka_err *err); /* NULL: no gradient */
     void (*destroy)(moka_layer *l);                            /* optional */
+    /* Data layers (optional): position the layer as if `step` forward passes had run, so a
+     * resumed run reads the batches an uninterrupted one would. */
+    moka_status (*seek)(moka_layer *l, int64_t step, moka_err *err);
 } moka_layer_ops;
 
 /* How a weight starts. `filler` is a FillerParameter node (e.g. moka_pt_msg(l->param,
@@ -112,6 +114,18 @@ struct moka_layer {
     bool in_place;
     moka_rng rng; /* this layer's own stream (dropout masks, data shuffles) */
 };
+
+/* Creates a layer from its LayerParameter node: looks up the type, allocates l->state and the
+ * bottom/top pointer arrays (num_bottom/num_top from the config's bottom/top entries, all
+ * NULL), sets l->param, the RNG stream (seeded from ctx->seed and the layer name) and phase.
+ * Does not call setup. Free with moka_layer_free. MOKA_ERR_CONFIG for an unknown type (listing
+ * the known ones) or a bottom/top count outside the type's range. */
+MOKA_INTERNAL moka_status moka_layer_create(const moka_pt_node *cfg, const moka_ctx *ctx,
+                                            moka_phase phase, int index, moka_layer **out,
+                                            moka_err *err);
+/* Calls ops->destroy, frees the weight tensor structs and everything moka_layer_create made.
+ * Tensors reached through bottom/top and the memory behind weights are not freed. NULL ok. */
+MOKA_INTERNAL void moka_layer_free(moka_layer *l);
 
 /* Declares weight number l->num_weight (in call order: Caffe's blob order) with the given shape.
  * Only valid inside setup. MOKA_ERR_SHAPE for an empty or too-large shape. */

@@ -36,11 +36,16 @@ moka_status moka_errf(moka_err *err, moka_status code, const char *fmt, ...)
 void moka_err_prefix(moka_err *err, const char *fmt, ...)
 {
     if (!err) return;
-    char prefix[256], old[sizeof err->msg];
+    char old[sizeof err->msg];
+    memcpy(old, err->msg, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+    if (n < 0 || (size_t)n >= sizeof err->msg - 2) return;
+    err->msg[n++] = ':';
+    err->msg[n++] = ' ';
+    const size_t room = sizeof err->msg - (size_t)n - 1, len = strlen(old);
+    memcpy(err->msg + n, old, len < room ? len : room);
+    err->msg[n + (len < room ? len : room)] = '\0';
 }

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "moka/status.h"
+
 /* The SolverParameter values the arithmetic needs (filled from the solver file). */
 typedef struct moka_solver_hparams {
     const char *type;      /* "SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam" */
@@ -34,15 +36,22 @@ typedef struct moka_param_slot {
     float lr_mult, decay_mult;
 } moka_param_slot;
 
-/* Learning rate at iteration `iter` per hp->lr_policy. `current_step` is multistep's position in
- * stepvalue (Caffe saves it in the .solverstate); it is advanced in place. */
+/* Learning rate at iteration `iter` per hp->lr_policy. `current_step` is Caffe's current_step_
+ * (saved in the .solverstate): "step" sets it to iter / stepsize, and "multistep" advances it by
+ * at most one stepvalue per call, exactly as Caffe does, so call this once per iteration. NULL
+ * means "no saved state" (a local 0). An unknown policy gives base_lr; see moka_lr_policy_known. */
 float moka_lr_rate(const moka_solver_hparams *hp, int64_t iter, int64_t *current_step);
 
-/* Scales all diffs by clip_gradients / ||diff||_2 when the global norm exceeds clip_gradients
- * (> 0). Returns the norm before clipping (0 when clipping is off). */
+/* Scales all diffs by clip_gradients / ||diff||_2 when the global norm exceeds clip_gradients.
+ * As in Caffe, clipping is off only for clip_gradients < 0 (the schema default is -1); 0 clips
+ * every nonzero gradient to zero. Returns the norm before clipping (0 when clipping is off). The
+ * norm is summed in double in a fixed order, so it does not depend on the thread count. */
 double moka_update_clip(const moka_solver_hparams *hp, const moka_param_slot *slots, int n,
                         float *diff);
+/* diff *= 1 / iter_size when iter_size > 1 (gradients were summed over iter_size passes). */
 void moka_update_normalize(const moka_solver_hparams *hp, const moka_param_slot *s, float *diff);
+/* With d = weight_decay * decay_mult (skipped when 0): diff += d * data for L2, and
+ * diff += d * sign(data) for L1, where sign(0) = 0. */
 void moka_update_regularize(const moka_solver_hparams *hp, const moka_param_slot *s,
                             const float *data, float *diff);
 
@@ -61,5 +70,24 @@ typedef struct moka_update_rule {
 
 /* Lookup by Caffe's type name ("SGD", ...); NULL if unknown. */
 const moka_update_rule *moka_update_rule_find(const char *type);
+
+/* The rules in name order (moka_update_sgd etc. are defined one per file in src/solvers/). */
+extern const moka_update_rule moka_update_adadelta, moka_update_adagrad, moka_update_adam,
+    moka_update_nesterov, moka_update_rmsprop, moka_update_sgd;
+
+/* True for the lr_policy names Caffe's GetLearningRate knows (moka_lr_rate returns base_lr for
+ * any other name, so the solver driver checks first). */
+bool moka_lr_policy_known(const char *policy);
+
+/* Rejects, with MOKA_ERR_CONFIG and a one-line message without file position (the caller
+ * prefixes it), the values Caffe refuses with a CHECK at solver setup or in GetLearningRate:
+ * an unknown type or lr_policy (listing the known ones), step and sigmoid without stepsize > 0,
+ * a negative gamma for step/exp/inv/multistep/sigmoid, momentum != 0 for AdaGrad and RMSProp,
+ * rms_decay outside [0, 1); and iter_size < 1, which would divide by zero in normalize. */
+moka_status moka_update_check(const moka_solver_hparams *hp, moka_err *err);
+
+/* Arrays at least this long are updated by an OpenMP team; shorter ones by the calling thread,
+ * where starting the team would cost more than the loop. The result is the same either way. */
+#define MOKA_UPDATE_OMP_MIN 32768
 
 #endif /* MOKA_UPDATE_H */

@@ -1,0 +1,125 @@
+/* src/layers/euclidean_loss.c -- Caffe's EuclideanLoss: half the mean over the batch of the squared
+ * distance between two inputs.
+ *   d     = a - b                      (elementwise over the flattened inputs)
+ *   loss  = sum_i d_i^2 / (2 N)
+ *   da_i += w / N * d_i,   db_i -= w / N * d_i
+ *   bottom[0]  a     (N, ...)
+ *   bottom[1]  b     (N, ...)  same N and the same count per item as a; the shapes may differ
+ *                    otherwise, e.g. (N, 784) against (N, 1, 28, 28)
+ *   top[0]     loss  scalar (0-D); its gradient w is the loss weight the net writes there
+ * Both inputs get gradients. The sum of squares is accumulated in double. Caffe's EuclideanLoss
+ * does not read loss_param, so neither does this layer (the net rejects one set on it).
+ * Reference: Caffe's src/caffe/layers/euclidean_loss_layer.cpp.
+ */
+#include <stdlib.h>
+
+#include "core/layer.h"
+
+/* Elements per partial sum. Fixed, so the loss is the same for every thread count. */
+#define CHUNK 4096
+
+typedef struct {
+    int64_t num, count;
+    float *diff;     /* (count): a - b, kept for backward */
+    double *partial; /* per chunk: sum of squares */
+    int64_t diff_cap, chunk_cap;
+} euclidean_loss;
+
+static moka_status euclidean_setup(moka_layer *l MOKA_UNUSED, moka_err *err MOKA_UNUSED)
+{
+    return MOKA_OK; /* no parameters */
+}
+
+static moka_status euclidean_reshape(moka_layer *l, moka_err *err)
+{
+    euclidean_loss *s = l->state;
+    const moka_tensor *a = l->bottom[0], *b = l->bottom[1];
+    char ba[128], bb[128];
+    if (a->ndim < 1 || b->ndim < 1 || a->shape[0] != b->shape[0])
+        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
+                               "bottoms (%s) and (%s) must have the same first dimension",
+                               moka_tensor_shape_str(a, ba, sizeof ba),
+                               moka_tensor_shape_str(b, bb, sizeof bb));
+    if (moka_tensor_count(a) != moka_tensor_count(b))
+        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
+                               "bottoms (%s) and (%s) must have the same count per item",
+                               moka_tensor_shape_str(a, ba, sizeof ba),
+                               moka_tensor_shape_str(b, bb, sizeof bb));
+    s->num = a->shape[0];
+    s->count = moka_tensor_count(a);
+    if (s->count > s->diff_cap) {
+        float *d = realloc(s->diff, (size_t)s->count * sizeof *d);
+        if (!d) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a - b");
+        s->diff = d;
+        s->diff_cap = s->count;
+    }
+    const int64_t nchunk = (s->count + CHUNK - 1) / CHUNK;
+    if (nchunk > s->chunk_cap) {
+        double *p = realloc(s->partial, (size_t)nchunk * sizeof *p);
+        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for partial sums");
+        s->partial = p;
+        s->chunk_cap = nchunk;
+    }
+    return moka_tensor_set_shape(l->top[0], 0, NULL, err);
+}
+
+static moka_status euclidean_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    euclidean_loss *s = l->state;
+    const float *a = l->bottom[0]->data, *b = l->bottom[1]->data;
+    float *diff = s->diff;
+    const int64_t count = s->count, nchunk = (count + CHUNK - 1) / CHUNK;
+#pragma omp parallel for if (nchunk > 1) schedule(static)
+    for (int64_t k = 0; k < nchunk; k++) {
+        const int64_t end = (k + 1) * CHUNK < count ? (k + 1) * CHUNK : count;
+        double sum = 0.0;
+        for (int64_t i = k * CHUNK; i < end; i++) {
+            diff[i] = a[i] - b[i];
+            sum += (double)diff[i] * diff[i];
+        }
+        s->partial[k] = sum;
+    }
+    double sum = 0.0;
+    for (int64_t k = 0; k < nchunk; k++) sum += s->partial[k];
+    /* N >= 1 unless the batch is empty, where the sum is 0 too; keep 0 / 0 out of the result. */
+    l->top[0]->data[0] = s->num > 0 ? (float)(sum / (double)s->num / 2.0) : 0.0f;
+    return MOKA_OK;
+}
+
+static moka_status euclidean_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    const euclidean_loss *s = l->state;
+    if (!l->top[0]->grad || s->num == 0) return MOKA_OK;
+    const float alpha = l->top[0]->grad[0] / (float)s->num;
+    const float *diff = s->diff;
+    const int64_t count = s->count;
+    for (int i = 0; i < 2; i++) {
+        float *dx = moka_layer_bottom_grad(l, i);
+        if (!dx) continue;
+        const float a = i == 0 ? alpha : -alpha;
+#pragma omp parallel for if (count >= 32768) schedule(static)
+        for (int64_t j = 0; j < count; j++) dx[j] += a * diff[j];
+    }
+    return MOKA_OK;
+}
+
+static void euclidean_destroy(moka_layer *l)
+{
+    euclidean_loss *s = l->state;
+    free(s->diff);
+    free(s->partial);
+    s->diff = NULL;
+    s->partial = NULL;
+}
+
+const moka_layer_ops moka_layer_euclidean_loss = {
+    .type = "EuclideanLoss",
+    .state_size = sizeof(euclidean_loss),
+    .min_bottom = 2, .max_bottom = 2, .min_top = 1, .max_top = 1,
+    .is_loss = true,
+    .setup = euclidean_setup,
+    .reshape = euclidean_reshape,
+    .forward_cpu = euclidean_forward_cpu,
+    .backward_cpu = euclidean_backward_cpu,
+    .destroy = euclidean_destroy,
+};

@@ -1,0 +1,284 @@
+/* src/layers/pooling.c -- 2-D max and average pooling, as Caffe's PoolingLayer.
+ *   window (ph, pw): rows [ph s_h - p_h, ph s_h - p_h + k_h) clipped to [0, H), likewise columns
+ *   MAX  y = max over the window; the flat index h W + w of the first maximum is kept (argmax)
+ *   AVE  y = sum over the window / pool_size, where pool_size counts the window clipped to the
+ *        padded bounds [-p, H + p) (so padding inside those bounds counts, as in Caffe)
+ *   PH = ceil((H + 2 p_h - k_h) / s_h) + 1 (floor with round_mode FLOOR); with padding, a last
+ *        window that would start in the bottom/right padding is dropped (PH - 1)
+ *   bottom[0]  x     (N, C, H, W)
+ *   top[0]     y     (N, C, PH, PW)
+ *   top[1]     mask  (N, C, PH, PW)  MAX only, optional: the argmax indices as floats
+ * global_pooling makes the window the whole image (k = H x W, pad 0, stride 1).
+ * With stride > kernel and no padding Caffe's ceil rounding can leave a last window entirely
+ * outside the image; it is kept (same output shape as Caffe) and reads as -FLT_MAX with mask -1
+ * (MAX) or 0 (AVE, where Caffe divides 0 by a non-positive pool size), and gets no gradient.
+ * Reference: Caffe's pooling_layer.cpp.
+ */
+#include <float.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/layer.h"
+
+typedef struct pool_state {
+    bool max, global, floor_mode;
+    int64_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w;
+    int64_t num, channels, height, width, pooled_h, pooled_w;
+    int32_t *argmax; /* (N, C, PH, PW) for MAX */
+    int64_t argmax_cap;
+} pool_state;
+
+/* Like moka_layer_errf, positioned at `field` of pooling_param when the config sets it. */
+static moka_status param_errf(const moka_layer *l, moka_err *err, moka_status code,
+                              const char *field, const char *fmt, ...) MOKA_PRINTF(5, 6);
+static moka_status param_errf(const moka_layer *l, moka_err *err, moka_status code,
+                              const char *field, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const moka_pt_node *at = field ? moka_pt_node_at(l->param, field, 0) : NULL;
+    if (at) return moka_pt_errf(err, code, at, "layer '%s' (%s): %s", l->name, l->ops->type, msg);
+    return moka_layer_errf(l, err, code, "%s", msg);
+}
+
+/* Caffe's rule for pad and stride: the single field, or both _h and _w, never a mix. */
+static moka_status read_pair(const moka_layer *l, const char *f, const char *fh, const char *fw,
+                             int64_t *h, int64_t *w, moka_err *err)
+{
+    const moka_pt_node *p = l->param;
+    const bool has = moka_pt_has(p, f), has_h = moka_pt_has(p, fh), has_w = moka_pt_has(p, fw);
+    if (has_h || has_w) {
+        if (has || !(has_h && has_w))
+            return param_errf(l, err, MOKA_ERR_CONFIG, has_h ? fh : fw,
+                              "give either %s or both %s and %s", f, fh, fw);
+        *h = moka_pt_int(p, fh);
+        *w = moka_pt_int(p, fw);
+    } else {
+        *h = *w = moka_pt_int(p, f);
+    }
+    return MOKA_OK;
+}
+
+static moka_status pool_setup(moka_layer *l, moka_err *err)
+{
+    pool_state *s = l->state;
+    const moka_pt_node *p = l->param;
+    const char *method = moka_pt_str(p, "pool");
+    if (strcmp(method, "STOCHASTIC") == 0)
+        return param_errf(l, err, MOKA_ERR_UNSUPPORTED, "pool",
+                          "pool: STOCHASTIC is not supported (only MAX and AVE)");
+    s->max = strcmp(method, "MAX") == 0;
+    if (!s->max && l->num_top > 1)
+        return param_errf(l, err, MOKA_ERR_CONFIG, "pool",
+                          "only MAX pooling has a second (mask) top; %s takes one top", method);
+    s->global = moka_pt_bool(p, "global_pooling");
+    s->floor_mode = strcmp(moka_pt_str(p, "round_mode"), "FLOOR") == 0;
+
+    const bool has_k = moka_pt_has(p, "kernel_size"), has_kh = moka_pt_has(p, "kernel_h"),
+               has_kw = moka_pt_has(p, "kernel_w");
+    if (s->global) {
+        if (has_k || has_kh || has_kw)
+            return param_errf(l, err, MOKA_ERR_CONFIG,
+                              has_k ? "kernel_size" : has_kh ? "kernel_h" : "kernel_w",
+                              "global_pooling takes the kernel from the input; do not give "
+                              "kernel_size or kernel_h/kernel_w");
+    } else if (has_kh || has_kw) {
+        if (has_k || !(has_kh && has_kw))
+            return param_errf(l, err, MOKA_ERR_CONFIG, has_kh ? "kernel_h" : "kernel_w",
+                              "give either kernel_size or both kernel_h and kernel_w");
+        s->kernel_h = moka_pt_int(p, "kernel_h");
+        s->kernel_w = moka_pt_int(p, "kernel_w");
+    } else {
+        if (!has_k)
+            return param_errf(l, err, MOKA_ERR_CONFIG, NULL,
+                              "pooling_param needs kernel_size (or kernel_h and kernel_w, or "
+                              "global_pooling)");
+        s->kernel_h = s->kernel_w = moka_pt_int(p, "kernel_size");
+    }
+    MOKA_TRY(read_pair(l, "pad", "pad_h", "pad_w", &s->pad_h, &s->pad_w, err));
+    MOKA_TRY(read_pair(l, "stride", "stride_h", "stride_w", &s->stride_h, &s->stride_w, err));
+    if (!s->global && (s->kernel_h <= 0 || s->kernel_w <= 0))
+        return param_errf(l, err, MOKA_ERR_CONFIG, has_k ? "kernel_size" : "kernel_h",
+                          "kernel size must be nonzero, got %lld x %lld", (long long)s->kernel_h,
+                          (long long)s->kernel_w);
+    if (s->stride_h <= 0 || s->stride_w <= 0)
+        return param_errf(l, err, MOKA_ERR_CONFIG,
+                          moka_pt_has(p, "stride_h") ? "stride_h" : "stride",
+                          "stride must be nonzero, got %lld x %lld", (long long)s->stride_h,
+                          (long long)s->stride_w);
+    if (s->global && (s->pad_h || s->pad_w || s->stride_h != 1 || s->stride_w != 1))
+        return param_errf(l, err, MOKA_ERR_CONFIG, "global_pooling",
+                          "global_pooling allows only pad 0 and stride 1");
+    if (!s->global && (s->pad_h >= s->kernel_h || s->pad_w >= s->kernel_w))
+        return param_errf(l, err, MOKA_ERR_CONFIG,
+                          moka_pt_has(p, "pad_h") ? "pad_h" : "pad",
+                          "pad (%lld x %lld) must be smaller than the kernel (%lld x %lld)",
+                          (long long)s->pad_h, (long long)s->pad_w, (long long)s->kernel_h,
+                          (long long)s->kernel_w);
+    return MOKA_OK;
+}
+
+/* Caffe's output size: ceil (or floor) rounding, then the "starts inside" clip with padding. */
+static int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool floor_mode,
+                           bool padded)
+{
+    const int64_t span = in + 2 * pad - k;
+    int64_t out = (floor_mode ? span / stride : (span + stride - 1) / stride) + 1;
+    if (padded && (out - 1) * stride >= in + pad) out--;
+    return out;
+}
+
+static moka_status pool_reshape(moka_layer *l, moka_err *err)
+{
+    pool_state *s = l->state;
+    const moka_tensor *x = l->bottom[0];
+    char buf[128];
+    if (x->ndim != 4)
+        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
+                               "input must be 4-D (N, C, H, W), got %s",
+                               moka_tensor_shape_str(x, buf, sizeof buf));
+    s->num = x->shape[0];
+    s->channels = x->shape[1];
+    s->height = x->shape[2];
+    s->width = x->shape[3];
+    if (s->global) {
+        s->kernel_h = s->height;
+        s->kernel_w = s->width;
+    }
+    if (s->height + 2 * s->pad_h < s->kernel_h || s->width + 2 * s->pad_w < s->kernel_w ||
+        s->height < 1 || s->width < 1)
+        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
+                               "kernel %lld x %lld is larger than the padded input %lld x %lld",
+                               (long long)s->kernel_h, (long long)s->kernel_w,
+                               (long long)(s->height + 2 * s->pad_h),
+                               (long long)(s->width + 2 * s->pad_w));
+    if (s->height * s->width > INT32_MAX)
+        return moka_layer_errf(l, err, MOKA_ERR_SHAPE, "input plane of %lld x %lld is too large",
+                               (long long)s->height, (long long)s->width);
+    const bool padded = s->pad_h || s->pad_w;
+    s->pooled_h = pooled_size(s->height, s->kernel_h, s->pad_h, s->stride_h, s->floor_mode, padded);
+    s->pooled_w = pooled_size(s->width, s->kernel_w, s->pad_w, s->stride_w, s->floor_mode, padded);
+    for (int i = 0; i < l->num_top; i++)
+        MOKA_TRY(moka_tensor_set_shape(l->top[i],
+                                       MOKA_SHAPE(s->num, s->channels, s->pooled_h, s->pooled_w),
+                                       err));
+    if (s->max) {
+        const int64_t n = s->num * s->channels * s->pooled_h * s->pooled_w;
+        if (n > s->argmax_cap) {
+            int32_t *a = realloc(s->argmax, (size_t)n * sizeof *a);
+            if (!a) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory for pooling indices");
+            s->argmax = a;
+            s->argmax_cap = n;
+        }
+    }
+    return MOKA_OK;
+}
+
+/* Window bounds of output (ph, pw), clipped to the image, and (AVE) Caffe's pool size. */
+typedef struct window {
+    int64_t h0, h1, w0, w1, size;
+} window;
+
+static inline window window_at(const pool_state *s, int64_t ph, int64_t pw)
+{
+    window r;
+    int64_t h0 = ph * s->stride_h - s->pad_h, w0 = pw * s->stride_w - s->pad_w;
+    int64_t h1 = h0 + s->kernel_h, w1 = w0 + s->kernel_w;
+    if (h1 > s->height + s->pad_h) h1 = s->height + s->pad_h;
+    if (w1 > s->width + s->pad_w) w1 = s->width + s->pad_w;
+    r.size = (h1 - h0) * (w1 - w0);
+    r.h0 = h0 < 0 ? 0 : h0;
+    r.w0 = w0 < 0 ? 0 : w0;
+    r.h1 = h1 > s->height ? s->height : h1;
+    r.w1 = w1 > s->width ? s->width : w1;
+    return r;
+}
+
+static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    const pool_state *s = l->state;
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w, W = s->width;
+    const float *x = l->bottom[0]->data;
+    float *y = l->top[0]->data, *mask = l->num_top > 1 ? l->top[1]->data : NULL;
+    int32_t *argmax = s->argmax;
+    const int64_t planes = s->num * s->channels;
+#pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
+    for (int64_t nc = 0; nc < planes; nc++) {
+        const float *xp = x + nc * HW;
+        float *yp = y + nc * PHW;
+        for (int64_t ph = 0; ph < s->pooled_h; ph++)
+            for (int64_t pw = 0; pw < s->pooled_w; pw++) {
+                const window r = window_at(s, ph, pw);
+                const int64_t o = ph * s->pooled_w + pw;
+                if (s->max) {
+                    float m = -FLT_MAX;
+                    int32_t arg = -1;
+                    for (int64_t h = r.h0; h < r.h1; h++)
+                        for (int64_t w = r.w0; w < r.w1; w++)
+                            if (xp[h * W + w] > m) {
+                                m = xp[h * W + w];
+                                arg = (int32_t)(h * W + w);
+                            }
+                    yp[o] = m;
+                    argmax[nc * PHW + o] = arg;
+                    if (mask) mask[nc * PHW + o] = (float)arg;
+                } else {
+                    float sum = 0.0f;
+                    for (int64_t h = r.h0; h < r.h1; h++)
+                        for (int64_t w = r.w0; w < r.w1; w++) sum += xp[h * W + w];
+                    yp[o] = r.size > 0 ? sum / (float)r.size : 0.0f;
+                }
+            }
+    }
+    return MOKA_OK;
+}
+
+static moka_status pool_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    const pool_state *s = l->state;
+    float *dx = moka_layer_bottom_grad(l, 0);
+    if (!dx) return MOKA_OK;
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w, W = s->width;
+    const float *dy = l->top[0]->grad;
+    const int32_t *argmax = s->argmax;
+    const int64_t planes = s->num * s->channels;
+    /* Each plane's windows touch only that plane, so planes run in parallel without races. */
+#pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
+    for (int64_t nc = 0; nc < planes; nc++) {
+        float *dxp = dx + nc * HW;
+        const float *dyp = dy + nc * PHW;
+        if (s->max) {
+            const int32_t *ap = argmax + nc * PHW;
+            for (int64_t o = 0; o < PHW; o++)
+                if (ap[o] >= 0) dxp[ap[o]] += dyp[o];
+            continue;
+        }
+        for (int64_t ph = 0; ph < s->pooled_h; ph++)
+            for (int64_t pw = 0; pw < s->pooled_w; pw++) {
+                const window r = window_at(s, ph, pw);
+                if (r.size <= 0) continue;
+                const float g = dyp[ph * s->pooled_w + pw] / (float)r.size;
+                for (int64_t h = r.h0; h < r.h1; h++)
+                    for (int64_t w = r.w0; w < r.w1; w++) dxp[h * W + w] += g;
+            }
+    }
+    return MOKA_OK;
+}
+
+static void pool_destroy(moka_layer *l)
+{
+    pool_state *s = l->state;
+    free(s->argmax);
+}
+
+const moka_layer_ops moka_layer_pooling = {
+    .type = "Pooling", .param_field = "pooling_param", .state_size = sizeof(pool_state),
+    .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 2,
+    .setup = pool_setup, .reshape = pool_reshape,
+    .forward_cpu = pool_forward_cpu, .backward_cpu = pool_backward_cpu, .destroy = pool_destroy,
+};

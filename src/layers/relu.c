@@ -1,0 +1,95 @@
+/* src/layers/relu.c -- Caffe's ReLU, with an optional leak for negative inputs:
+ *   y  = x                   if x > 0,  negative_slope * x   otherwise
+ *   dx = dy                  if x > 0,  negative_slope * dy  otherwise
+ *   bottom[0]  x  any shape
+ *   top[0]     y  same shape as x (may be x itself: Caffe's in-place `bottom: "a" top: "a"`)
+ * Reference: Caffe's relu_layer.cpp (ReLUParameter negative_slope; engine is accepted and has
+ * no effect on the CPU).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/layer.h"
+
+/* Element counts below this run on one thread: spawning the team would cost more. */
+#define PAR_MIN 32768
+
+typedef struct {
+    float slope;
+    /* In place with a negative slope, y > 0 no longer tells whether x > 0 (a negative x times a
+     * negative slope is positive), so forward keeps a copy of x for backward. */
+    float *x_copy;
+    int64_t x_cap;
+} relu;
+
+static moka_status relu_setup(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    relu *s = l->state;
+    s->slope = (float)moka_pt_float(l->param, "negative_slope");
+    return MOKA_OK;
+}
+
+static moka_status relu_reshape(moka_layer *l, moka_err *err)
+{
+    relu *s = l->state;
+    MOKA_TRY(moka_tensor_set_shape_like(l->top[0], l->bottom[0], err));
+    const int64_t n = moka_tensor_count(l->bottom[0]);
+    if (l->in_place && s->slope < 0.0f && n > s->x_cap) {
+        float *p = realloc(s->x_copy, (size_t)n * sizeof *p);
+        if (!p)
+            return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a copy of x");
+        s->x_copy = p;
+        s->x_cap = n;
+    }
+    return MOKA_OK;
+}
+
+static moka_status relu_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    relu *s = l->state;
+    const float *x = l->bottom[0]->data;
+    float *y = l->top[0]->data;
+    const int64_t n = moka_tensor_count(l->bottom[0]);
+    const float slope = s->slope;
+    if (l->in_place && slope < 0.0f) memcpy(s->x_copy, x, (size_t)n * sizeof *x);
+#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    return MOKA_OK;
+}
+
+static moka_status relu_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+{
+    const relu *s = l->state;
+    float *dx = moka_layer_bottom_grad(l, 0);
+    if (!dx) return MOKA_OK;
+    /* Out of place x is the bottom. In place with slope >= 0, y > 0 exactly when x > 0, so y
+     * serves as x's sign; with slope < 0 forward kept x. */
+    const float *x = !l->in_place ? l->bottom[0]->data : s->slope < 0.0f ? s->x_copy
+                                                                         : l->top[0]->data;
+    const float *dy = l->top[0]->grad;
+    const int64_t n = moka_tensor_count(l->bottom[0]);
+    const float slope = s->slope;
+#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+    return MOKA_OK;
+}
+
+static void relu_destroy(moka_layer *l)
+{
+    relu *s = l->state;
+    free(s->x_copy);
+    s->x_copy = NULL;
+}
+
+const moka_layer_ops moka_layer_relu = {
+    .type = "ReLU",
+    .param_field = "relu_param",
+    .state_size = sizeof(relu),
+    .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 1,
+    .in_place_ok = true,
+    .setup = relu_setup,
+    .reshape = relu_reshape,
+    .forward_cpu = relu_forward_cpu,
+    .backward_cpu = relu_backward_cpu,
+    .destroy = relu_destroy,
+};

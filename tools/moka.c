@@ -1,0 +1,2 @@
+/* tools/moka.c -- placeholder replaced by the CLI below. */
+int main(void) { return 2; }
