@@ -87,6 +87,10 @@ MOKA_API float *moka_net_param_grad(moka_net *net);
 MOKA_API moka_status moka_net_load_weights(moka_net *net, const char *path, moka_err *err);
 MOKA_API moka_status moka_net_save_weights(const moka_net *net, const char *path, moka_err *err);
 
+/* Validates a NetParameter file without building it: the schema, every layer's type, its
+ * bottom/top counts and *_param fields. MOKA_OK or the first problem found. */
+MOKA_API moka_status moka_net_check_file(const char *path, moka_err *err);
+
 /* Per-layer timings of the last forward/backward passes in milliseconds (for `moka time`);
  * timing is collected only after moka_net_set_timing(net, true). */
 MOKA_API void moka_net_set_timing(moka_net *net, bool on);

@@ -67,6 +67,10 @@ MOKA_API moka_status moka_solver_snapshot(moka_solver *s, moka_err *err);
 MOKA_API moka_status moka_solver_test(moka_solver *s, int net_id, const float **scores, int *n,
                                       moka_err *err);
 
+/* Validates a SolverParameter file without building its nets: the schema and the solver
+ * settings (type, lr_policy and what it needs, test_iter per test net, snapshot settings). */
+MOKA_API moka_status moka_solver_check_file(const char *path, moka_err *err);
+
 MOKA_API int64_t moka_solver_iter(const moka_solver *s);
 MOKA_API int moka_solver_stopped_early(const moka_solver *s);
 MOKA_API moka_net *moka_solver_net(moka_solver *s);

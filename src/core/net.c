@@ -878,6 +878,24 @@ void moka_net_free(moka_net *net)
     free(net);
 }
 
+moka_status moka_net_check_file(const char *path, moka_err *err)
+{
+    moka_pt_doc *doc;
+    MOKA_TRY(moka_pt_parse_file(path, &caffe__net_parameter__descriptor, &doc, err));
+    const moka_pt_node *np = moka_pt_root(doc);
+    moka_ctx ctx;
+    moka_ctx_init(&ctx);
+    moka_status s = MOKA_OK;
+    for (int i = 0; i < moka_pt_count(np, "layer") && s == MOKA_OK; i++) {
+        moka_layer *l;
+        s = moka_layer_create(moka_pt_msg_at(np, "layer", i), &ctx, MOKA_TRAIN, i, &l, err);
+        if (s == MOKA_OK) s = check_param_fields(l, err);
+        moka_layer_free(l);
+    }
+    moka_pt_doc_free(doc);
+    return s;
+}
+
 /* ---- running ---- */
 
 static double now_ms(void)

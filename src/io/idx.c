@@ -41,6 +41,10 @@ static int64_t read_gzfile(src *s, uint8_t *buf, int64_t n, moka_err *err)
         if (r < 0) {
             int errnum = 0;
             const char *msg = gzerror(s->gz, &errnum);
+            /* gzerror starts its message with the path, which ours already names. */
+            const size_t plen = strlen(s->name);
+            if (strncmp(msg, s->name, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
+                msg += plen + 2;
             if (errnum == Z_ERRNO)
                 moka_errf(err, MOKA_ERR_IO, "'%s': cannot read: %s", s->name, strerror(errno));
             else if (errnum == Z_MEM_ERROR)
@@ -290,6 +294,7 @@ moka_status moka_idx_read_mem(const void *buf, int64_t nbytes, const char *name,
         if (inflateInit2(&s.zs, 16 + MAX_WBITS) != Z_OK)
             return moka_errf(err, MOKA_ERR_NOMEM, "'%s': cannot start inflate", name);
         s.zs_live = true;
+        s.in_member = true;
     }
     const moka_status st = parse(&s, out, err);
     if (s.zs_live) inflateEnd(&s.zs);

@@ -1035,6 +1035,7 @@ moka_status moka_pt_parse(const char *text, int64_t nbytes, const char *file,
     if (!out || !type || nbytes < 0 || (!text && nbytes > 0))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "moka_pt_parse: invalid arguments");
     if (!file) file = "<text>";
+    if (!text) text = ""; /* nbytes is 0: an empty document */
     moka_pt_doc *doc = calloc(1, sizeof *doc);
     if (!doc) return moka_errf(err, MOKA_ERR_NOMEM, "%s: out of memory while parsing", file);
     moka_status st = MOKA_ERR_NOMEM;
@@ -1054,9 +1055,10 @@ moka_status moka_pt_parse(const char *text, int64_t nbytes, const char *file,
     doc->root->pub.file = doc->file;
     doc->root->pub.kind = MOKA_PT_MESSAGE;
     doc->root->pub.doc = doc;
-    st = text ? parse_fields(&ps, &doc->root->pub, 0, 0, 0, 0) : MOKA_OK;
+    st = parse_fields(&ps, &doc->root->pub, 0, 0, 0, 0);
     if (st != MOKA_OK) goto fail;
-    validator v = {.doc = doc, .err = err, .c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0)};
+    validator v = {.doc = doc, .err = err};
+    v.c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     st = validate_msg(&v, doc->root, type, NULL);
     if (v.c_locale) freelocale(v.c_locale);
     if (st != MOKA_OK) goto fail;

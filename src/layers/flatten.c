@@ -29,10 +29,10 @@ static moka_status flatten_reshape(moka_layer *l, moka_err *err)
     const int a = (int)(axis < 0 ? axis + ndim : axis), e = (int)(end < 0 ? end + ndim : end);
     if (e < a - 1)
         return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
-                               "end_axis %lld (axis %d) comes before axis %lld (axis %d) of the "
-                               "bottom %s",
-                               (long long)end, e, (long long)axis, a,
-                               moka_tensor_shape_str(x, bs, sizeof bs));
+                               "end_axis %lld (axis %d of the bottom %s) is more than one "
+                               "axis before axis %lld (axis %d)",
+                               (long long)end, e, moka_tensor_shape_str(x, bs, sizeof bs),
+                               (long long)axis, a);
     int64_t shape[MOKA_MAX_NDIM];
     int nd = 0;
     for (int d = 0; d < a; d++) shape[nd++] = x->shape[d];

@@ -66,7 +66,8 @@ static moka_status reshape_reshape(moka_layer *l, moka_err *err)
     const reshape *s = l->state;
     const moka_tensor *x = l->bottom[0];
     const int ndim = x->ndim;
-    const int64_t axis = moka_pt_int(l->param, "axis"), num_axes = moka_pt_int(l->param, "num_axes");
+    const int64_t axis = moka_pt_int(l->param, "axis");
+    const int64_t num_axes = moka_pt_int(l->param, "num_axes");
     char bs[128], where[64] = "";
     moka_tensor_shape_str(x, bs, sizeof bs);
     if (axis != 0 || num_axes != -1)

@@ -553,6 +553,27 @@ done:
     return st;
 }
 
+moka_status moka_solver_check_file(const char *path, moka_err *err)
+{
+    moka_solver *s = calloc(1, sizeof *s);
+    if (!s) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
+    moka_status st = moka_pt_parse_file(path, &caffe__solver_parameter__descriptor, &s->doc, err);
+    if (st == MOKA_OK) {
+        s->sp = moka_pt_root(s->doc);
+        st = read_hparams(s, err);
+    }
+    if (st == MOKA_OK) {
+        const moka_pt_node *sp = s->sp;
+        const int n_net = moka_pt_has(sp, "net") + moka_pt_has(sp, "net_param") +
+                          moka_pt_has(sp, "train_net") + moka_pt_has(sp, "train_net_param");
+        if (n_net != 1)
+            st = moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "give exactly one of net, net_param, "
+                              "train_net, train_net_param (found %d)", n_net);
+    }
+    moka_solver_free(s);
+    return st;
+}
+
 int64_t moka_solver_iter(const moka_solver *s) { return s->iter; }
 int moka_solver_stopped_early(const moka_solver *s) { return s->stopped_early; }
 moka_net *moka_solver_net(moka_solver *s) { return s->net; }

@@ -60,8 +60,13 @@ static int top_shapes_follow_caffe_rules(void)
     if (check_shape(MOKA_SHAPE(2, 3, 4), "reshape_param { axis: -2 shape { dim: 2 dim: 2 } }",
                     MOKA_SHAPE(2, 3, 2, 2)))
         return 1;
+    /* The same in protobuf's list syntax. */
+    if (check_shape(MOKA_SHAPE(2, 3, 4), "reshape_param { shape { dim: [0, -1] } }",
+                    MOKA_SHAPE(2, 12)))
+        return 1;
     /* 0 copies relative to axis: position 0 of the new dims is bottom axis 1. */
-    if (check_shape(MOKA_SHAPE(2, 3, 4), "reshape_param { axis: 1 shape { dim: 0 dim: 2 dim: -1 } }",
+    if (check_shape(MOKA_SHAPE(2, 3, 4),
+                    "reshape_param { axis: 1 shape { dim: 0 dim: 2 dim: -1 } }",
                     MOKA_SHAPE(2, 3, 2, 2)))
         return 1;
     return 0;
