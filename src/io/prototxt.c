@@ -290,7 +290,7 @@ static moka_status lex(parser *ps, token *t)
         ps->p = q + 1;
         return MOKA_OK;
     }
-    if (strchr("{}<>[]:,;-", c)) {
+    if (c && strchr("{}<>[]:,;-", c)) {
         t->kind = T_PUNCT;
         t->punct = c;
         t->len = 1;

@@ -53,6 +53,7 @@ static moka_status reshape_setup(moka_layer *l, moka_err *err)
             len += snprintf(s->spec + len, sizeof s->spec - (size_t)len, "%s%lld", i ? " " : "",
                             (long long)d);
     }
+    if (n == 0) snprintf(s->spec, sizeof s->spec, "(no dims)");
     if (moka_pt_int(l->param, "num_axes") < -1)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(l->param, "num_axes", 0),
                             "layer '%s': num_axes %lld is invalid; use a count >= 0, or -1 for "

@@ -137,10 +137,12 @@ static moka_status read_hparams(moka_solver *s, moka_err *err)
     s->max_iter = moka_pt_int(sp, "max_iter");
     if (s->opts.max_iter > 0) s->max_iter = s->opts.max_iter;
     hp->max_iter = s->max_iter;
-    if (strcmp(hp->lr_policy, "step") == 0 && hp->stepsize <= 0)
-        return moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "lr_policy 'step' needs stepsize > 0");
-    if (strcmp(hp->lr_policy, "poly") == 0 && hp->max_iter <= 0)
-        return moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "lr_policy 'poly' needs max_iter > 0");
+    /* Everything Caffe CHECKs about the solver values (gamma, stepsize, momentum, ...). */
+    if (moka_update_check(hp, err) != MOKA_OK) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "%s", msg);
+    }
     s->display = moka_pt_int(sp, "display");
     s->test_interval = moka_pt_int(sp, "test_interval");
     s->snapshot = moka_pt_int(sp, "snapshot");

@@ -165,7 +165,39 @@ static int rejects_bad_axis_config(void)
     return 0;
 }
 
+/* Big enough for the OpenMP branch: every element checked by index against the bottoms. */
+static int large_inputs_take_the_threaded_path(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    CHECK_OK(moka_harness_init(&h, "name: 'c' type: 'Concat' bottom: 'a' bottom: 'b' top: 'y'",
+                               MOKA_TRAIN, 8, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(300, 100, 3), NULL, true, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(300, 200, 3), NULL, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const int64_t n = 300 * 300 * 3;
+    float *dy = malloc((size_t)n * sizeof *dy);
+    CHECK(dy);
+    for (int64_t i = 0; i < n; i++) dy[i] = (float)(i % 1000);
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy}, &err));
+    for (int64_t o = 0; o < 300; o++)
+        for (int64_t a = 0; a < 300; a++)
+            for (int64_t j = 0; j < 3; j++) {
+                const int64_t t = (o * 300 + a) * 3 + j;
+                const moka_tensor *x = a < 100 ? h.bottom[0] : h.bottom[1];
+                const int64_t len = a < 100 ? 100 : 200, ai = a < 100 ? a : a - 100;
+                const int64_t k = (o * len + ai) * 3 + j;
+                CHECK(h.top[0]->data[t] == x->data[k]);
+                CHECK(x->grad[k] == dy[t]);
+            }
+    free(dy);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 MOKA_TEST_MAIN(matches_pytorch_axis1, matches_pytorch_negative_axis,
                matches_pytorch_legacy_concat_dim, backward_adds_and_respects_propagate_down,
                gradients_match_finite_differences,
-               rejects_mismatched_shapes_naming_bottom_and_axis, rejects_bad_axis_config)
+               rejects_mismatched_shapes_naming_bottom_and_axis, rejects_bad_axis_config,
+               large_inputs_take_the_threaded_path)

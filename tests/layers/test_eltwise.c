@@ -185,7 +185,48 @@ static int rejects_bad_configs_and_shapes(void)
     return 0;
 }
 
+/* Big enough for the OpenMP branches: MAX and PROD checked element by element. */
+static int large_inputs_take_the_threaded_path(void)
+{
+    for (int op = 0; op < 2; op++) {
+        moka_err err = {0};
+        moka_harness h;
+        CHECK_OK(moka_harness_init(&h,
+                                   op ? "name: 'e' type: 'Eltwise' " BOTTOMS
+                                        "eltwise_param { operation: PROD }"
+                                      : "name: 'e' type: 'Eltwise' " BOTTOMS
+                                        "eltwise_param { operation: MAX }",
+                                   MOKA_TRAIN, 6, &err));
+        for (int i = 0; i < 3; i++)
+            CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(200, 200), NULL, true, &err));
+        CHECK_OK(moka_harness_setup(&h, &err));
+        CHECK_OK(moka_harness_forward(&h, &err));
+        const int64_t n = 40000;
+        float *dy = malloc((size_t)n * sizeof *dy);
+        CHECK(dy);
+        for (int64_t j = 0; j < n; j++) dy[j] = (float)(j % 7) - 3.0f;
+        CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy}, &err));
+        const float *a = h.bottom[0]->data, *b = h.bottom[1]->data, *c = h.bottom[2]->data;
+        for (int64_t j = 0; j < n; j++) {
+            if (op) {
+                CHECK(h.top[0]->data[j] == a[j] * b[j] * c[j]);
+                CHECK(h.bottom[0]->grad[j] == b[j] * c[j] * dy[j]);
+                CHECK(h.bottom[1]->grad[j] == a[j] * c[j] * dy[j]);
+                CHECK(h.bottom[2]->grad[j] == a[j] * b[j] * dy[j]);
+            } else {
+                const int w = a[j] > b[j] ? (c[j] > a[j] ? 2 : 0) : (c[j] > b[j] ? 2 : 1);
+                CHECK(h.top[0]->data[j] == h.bottom[w]->data[j]);
+                for (int k = 0; k < 3; k++)
+                    CHECK(h.bottom[k]->grad[j] == (k == w ? dy[j] : 0.0f));
+            }
+        }
+        free(dy);
+        moka_harness_deinit(&h);
+    }
+    return 0;
+}
+
 MOKA_TEST_MAIN(matches_pytorch_sum_with_coeff, matches_pytorch_prod_stable,
                matches_pytorch_prod_unstable, matches_pytorch_max, max_breaks_ties_as_caffe,
                backward_adds_and_respects_propagate_down, gradients_match_finite_differences,
-               rejects_bad_configs_and_shapes)
+               rejects_bad_configs_and_shapes, large_inputs_take_the_threaded_path)

@@ -39,7 +39,10 @@ static int check_fixture(const char *name, int axis, bool in_place)
 static int matches_pytorch_2d(void) { return check_fixture("2x7_axis1", 1, false); }
 static int matches_pytorch_spatial(void) { return check_fixture("2x3x4x5_axis1", 1, false); }
 static int matches_pytorch_axis2(void) { return check_fixture("2x3x4x5_axis2", 2, false); }
-static int matches_pytorch_negative_axis(void) { return check_fixture("3x4x6_axisneg1", -1, false); }
+static int matches_pytorch_negative_axis(void)
+{
+    return check_fixture("3x4x6_axisneg1", -1, false);
+}
 static int matches_pytorch_axis0(void) { return check_fixture("5x3_axis0", 0, false); }
 static int matches_pytorch_in_place(void) { return check_fixture("2x3x4x5_axis1", 1, true); }
 

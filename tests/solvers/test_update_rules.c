@@ -237,11 +237,12 @@ static int large_arrays_take_the_parallel_path_correctly(void)
                 const double g = (double)(((i * 37 + s * 11) % 201) - 100) / 64.0;
                 const double want = ref_step(types[k], &hp, s, (double)0.01f, g, &ref[i],
                                              &ref[n + i]);
-                if (!(fabs(diff[i] - want) <= 1e-5 * fmax(fabs(want), 1e-3))) {
+                const double got = diff[i];
+                if (!(fabs(got - want) <= 1e-5 * fmax(fabs(want), 1e-3))) {
                     free(buf);
                     free(ref);
                     TEST_FAIL_("%s element %lld step %d: %.9g vs %.9g", types[k], (long long)i,
-                               s, diff[i], want);
+                               s, got, want);
                 }
             }
         }
