@@ -289,8 +289,8 @@ static int bad_nets_give_one_clear_error(void)
          "input_param { shape { dim: 1 } } }",
          MOKA_ERR_CONFIG, "has both include and exclude rules"},
         {"layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 2 dim: 3 } } }\n"
-         "layer { name: 's' type: 'Softmax' bottom: 'x' top: 'x' }",
-         MOKA_ERR_CONFIG, "layer 's' (Softmax) cannot compute 'x' in place"},
+         "layer { name: 's' type: 'Flatten' bottom: 'x' top: 'x' }",
+         MOKA_ERR_CONFIG, "layer 's' (Flatten) cannot compute 'x' in place"},
         {"layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 2 dim: 3 } } }\n"
          "layer { name: 'l' type: 'EuclideanLoss' bottom: 'x' bottom: 'x' top: 'y' loss_weight: 1 "
          "loss_weight: 2 }",
