@@ -23,6 +23,10 @@ moka_status moka_layer_create(const moka_pt_node *cfg, const moka_ctx *ctx, moka
         return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg, "layer '%s' has no type (known: %s)", name,
                             moka_layer_type_list());
     const moka_layer_ops *ops = moka_layer_find(type);
+    if (!ops && moka_layer_is_caffe_type(type))
+        return moka_pt_errf(err, MOKA_ERR_UNSUPPORTED, moka_pt_node_at(cfg, "type", 0),
+                            "layer '%s': Caffe layer type '%s' is not supported by moka yet "
+                            "(supported: %s)", name, type, moka_layer_type_list());
     if (!ops)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(cfg, "type", 0),
                             "layer '%s': unknown layer type '%s' (known: %s)", name, type,

@@ -145,6 +145,8 @@ MOKA_INTERNAL moka_status moka_layer_errf(const moka_layer *l, moka_err *err, mo
  * sorted (for "unknown layer type 'Convolutin' (known: ...)"). */
 MOKA_INTERNAL const moka_layer_ops *moka_layer_find(const char *type);
 MOKA_INTERNAL const char *moka_layer_type_list(void);
+/* True for a layer type Caffe has and moka does not implement (e.g. "Data"). */
+MOKA_INTERNAL bool moka_layer_is_caffe_type(const char *type);
 
 /* Every layer file defines one `const moka_layer_ops moka_layer_<name>` and registers it in
  * src/core/layer_registry.c. */

@@ -64,6 +64,22 @@ const moka_layer_ops *moka_layer_find(const char *type)
     return NULL;
 }
 
+/* Caffe layer types moka does not implement yet: naming them gives "not supported" rather than
+ * "unknown", so a user can tell a typo from a missing feature. */
+static const char *const caffe_only_types[] = {
+    "BNLL", "BatchReindex", "Clip", "ContrastiveLoss", "Crop", "Data", "Embed", "Filter",
+    "HDF5Data", "HDF5Output", "Im2col", "ImageData", "InfogainLoss", "LSTM", "MVN",
+    "MemoryData", "MultinomialLogisticLoss", "Parameter", "Python", "RNN", "Recurrent",
+    "Reduction", "SPP", "Swish", "Threshold", "Tile", "WindowData",
+};
+
+bool moka_layer_is_caffe_type(const char *type)
+{
+    for (size_t i = 0; i < sizeof caffe_only_types / sizeof caffe_only_types[0]; i++)
+        if (strcmp(caffe_only_types[i], type) == 0) return true;
+    return false;
+}
+
 const char *moka_layer_type_list(void)
 {
     static char list[1024];

@@ -187,15 +187,20 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
                          "found %lld", s->name, ndim, 4 + 4 * ndim, (long long)(4 + got));
 
     moka_idx idx = {.ndim = ndim, .count = 1};
-    bool too_big = false;
+    bool too_big = false, empty = false;
     for (int i = 0; i < ndim; i++) {
         const uint8_t *p = head + 4 + 4 * i;
         idx.dims[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
                                 (uint32_t)p[2] << 8 | (uint32_t)p[3]);
-        /* 2^48 bytes is far beyond any real dataset and keeps every product in range. */
-        if (idx.dims[i] > 0 && idx.count > ((int64_t)1 << 48) / idx.dims[i]) too_big = true;
-        idx.count *= idx.dims[i];
+        empty |= idx.dims[i] == 0;
     }
+    /* 2^48 bytes is far beyond any real dataset; checking each step against it keeps the
+     * product from overflowing. A zero dim makes the whole file empty, whatever the others say. */
+    for (int i = 0; i < ndim && !empty && !too_big; i++) {
+        if (idx.count > ((int64_t)1 << 48) / idx.dims[i]) too_big = true;
+        else idx.count *= idx.dims[i];
+    }
+    if (empty) idx.count = 0;
     char dims[160];
     moka_idx_dims_str(&idx, dims, sizeof dims);
     if (too_big)

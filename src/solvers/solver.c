@@ -360,7 +360,7 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
     if (!sc) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     s->scores = sc;
     s->num_scores = total;
-    double *acc = calloc((size_t)total + 1, sizeof(double));
+    double *acc = calloc((size_t)total + 1, sizeof(double)), test_loss = 0;
     if (!acc) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < s->test_iter[id]; i++) {
         if (poll_action(s) == MOKA_ACTION_STOP) {
@@ -370,7 +370,9 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
             return MOKA_OK;
         }
         moka_net_reseed(tn, (uint64_t)i);
-        const moka_status st = moka_net_forward(tn, NULL, err);
+        float iter_loss = 0;
+        const moka_status st = moka_net_forward(tn, &iter_loss, err);
+        test_loss += iter_loss;
         if (st) {
             free(acc);
             return st;
@@ -383,6 +385,8 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
     }
     for (int i = 0; i < total; i++) s->scores[i] = (float)(acc[i] / (double)s->test_iter[id]);
     free(acc);
+    if (moka_pt_bool(s->sp, "test_compute_loss"))
+        moka_logf(MOKA_LOG_INFO, "solver", "Test loss: %g", test_loss / (double)s->test_iter[id]);
     log_outputs(tn, "Test", s->scores);
     if (scores) *scores = s->scores;
     if (n) *n = total;

@@ -11,6 +11,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static volatile unsigned sink; /* keeps the byte sum from being optimised away */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     moka_err err;
@@ -27,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned sum = 0;
     for (int64_t i = 0; i < idx.count; i++) sum += idx.data[i];
     if (size > 0 && data[0] == 0x00 && (size_t)(4 + 4 * idx.ndim + idx.count) != size) abort();
+    sink = sum;
     moka_idx_deinit(&idx);
-    return (int)(sum & 0);
+    return 0;
 }

@@ -165,6 +165,14 @@ static void wb_packed_dims(wbuf *b, unsigned field, const int64_t *d, int n)
     wb_msg(b, field, &s);
 }
 
+/* BlobProto.shape (field 7): a BlobShape holding packed dims (field 1). */
+static void wb_shape(wbuf *b, const int64_t *d, int n)
+{
+    wbuf shape = {0};
+    wb_packed_dims(&shape, 1, d, n);
+    wb_msg(b, 7, &shape);
+}
+
 /* A BlobProto with shape {dim...} and packed data, in field order (data 5, then shape 7). */
 static void wb_blob(wbuf *b, unsigned field, const moka_tensor *t)
 {
@@ -465,7 +473,7 @@ static uint8_t *v1_file(size_t *len)
     wb_legacy_blob(&l, 6, 1, 1, 3, 4, w2, 12, true);
     {
         wbuf blob = {0};
-        wb_packed_dims(&blob, 7, (const int64_t[]){3}, 1);
+        wb_shape(&blob, (const int64_t[]){3}, 1);
         wb_len(&blob, 8, b2, sizeof b2);
         wb_msg(&l, 6, &blob);
     }
@@ -513,9 +521,9 @@ static int reads_hand_encoded_v1_file_with_legacy_blobs(void)
     CHECK(conv->blobs[0]->data[7] == 8.0f);
     CHECK(ip->blobs[1]->data[2] == (float)12345.678);
 
-    /* Copy into a net whose blobs have the modern shapes: (2,1,2,2), (2), (3,4), (1,3). */
+    /* Copy into a net whose blobs have the modern shapes: (2,1,2,2), (2), (3,4), (3). */
     moka_tensor *cw = new_tensor(MOKA_SHAPE(2, 1, 2, 2)), *cb = new_tensor(MOKA_SHAPE(2));
-    moka_tensor *iw = new_tensor(MOKA_SHAPE(3, 4)), *ib = new_tensor(MOKA_SHAPE(1, 3));
+    moka_tensor *iw = new_tensor(MOKA_SHAPE(3, 4)), *ib = new_tensor(MOKA_SHAPE(3));
     moka_tensor *other = new_tensor(MOKA_SHAPE(5));
     other->data[0] = 42.0f;
     moka_model_layer net[] = {{"conv1", "Convolution", 2, (moka_tensor *[]){cw, cb}},
@@ -736,7 +744,7 @@ static int bad_blobs_and_layouts_fail_clearly(void)
     wbuf net = {0}, l = {0}, blob = {0};
     wb_str(&l, 1, "fc7");
     wb_packed_floats(&blob, 5, v, 5);
-    wb_packed_dims(&blob, 7, (const int64_t[]){2, 3}, 2);
+    wb_shape(&blob, (const int64_t[]){2, 3}, 2);
     wb_msg(&l, 7, &blob);
     wb_msg(&net, 100, &l);
     CHECK_EQ(spit(path, net.p, net.len), 0);
@@ -759,7 +767,7 @@ static int bad_blobs_and_layouts_fail_clearly(void)
     /* Nine axes. */
     wb_str(&l, 1, "deep");
     wb_packed_floats(&blob, 5, v, 1);
-    wb_packed_dims(&blob, 7, (const int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 9);
+    wb_shape(&blob, (const int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, 9);
     wb_msg(&l, 7, &blob);
     wb_msg(&net, 100, &l);
     CHECK_EQ(spit(path, net.p, net.len), 0);
@@ -917,7 +925,7 @@ static int writer_killed_at_random_times_never_leaves_a_partial_file(void)
             moka_model_layer l = {"big", "InnerProduct", 1, &t};
             _exit(moka_caffemodel_write(path, "new", &l, 1, NULL) == MOKA_OK ? 0 : 1);
         }
-        struct timespec d = {0, rep * 15 * 1000000L};
+        struct timespec d = {0, rep ? (1L << rep) * 500000L : 0}; /* 0, 1, 2, 4, 8, 16 ms */
         nanosleep(&d, NULL);
         kill(pid, SIGKILL);
         int status;
@@ -1092,7 +1100,7 @@ static int solverstate_errors(void)
     wbuf st = {0}, blob = {0};
     wb_int(&st, 1, 50);
     wb_packed_floats(&blob, 5, h[1]->data, 9);
-    wb_packed_dims(&blob, 7, (const int64_t[]){2, 5}, 2);
+    wb_shape(&blob, (const int64_t[]){2, 5}, 2);
     wb_msg(&st, 3, &blob);
     CHECK_EQ(spit(cut, st.p, st.len), 0);
     free(st.p);

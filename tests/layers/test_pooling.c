@@ -1,0 +1,239 @@
+/* tests/layers/test_pooling.c -- Pooling against fixtures of Caffe's rules (tests/ref/gen_pooling.py,
+ * cross-checked there with torch max_pool2d / avg_pool2d), the mask top, a hand-computed case
+ * where Caffe's ceil rounding leaves a window outside the image, finite differences, and the
+ * configuration and shape errors. */
+#include <float.h>
+
+#include "harness.h"
+#include "test.h"
+
+static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
+{
+    for (int i = 0; i < fx->count; i++)
+        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
+    return NULL;
+}
+
+static int same_shape(const moka_tensor *a, const moka_tensor *b)
+{
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+#define POOL(body) "name: 'p' type: 'Pooling' bottom: 'x' top: 'y' pooling_param { " body " }"
+#define POOL2(body)                                                                                \
+    "name: 'p' type: 'Pooling' bottom: 'x' top: 'y' top: 'm' pooling_param { " body " }"
+
+/* x -> y (and mask); dy -> dx, which a second backward must double. */
+static int check_fixture(const char *cfg, const char *name)
+{
+    moka_err err = {0};
+    moka_fixture fx;
+    moka_harness h;
+    CHECK_OK(moka_fixture_load(&fx, name, &err));
+    const moka_tensor *x = fx_opt(&fx, "x"), *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy");
+    const moka_tensor *dx = fx_opt(&fx, "dx"), *mask = fx_opt(&fx, "mask");
+    CHECK(x && y && dy && dx);
+    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK(same_shape(h.top[0], y));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-6);
+    if (h.num_top > 1) {
+        CHECK(mask);
+        CHECK(same_shape(h.top[1], mask));
+        CHECK_CLOSE_N(h.top[1]->data, mask->data, moka_tensor_count(mask), 0);
+    }
+    const int64_t ny = moka_tensor_count(y);
+    float *zero = calloc((size_t)ny, sizeof *zero);
+    CHECK(zero);
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data, zero}, &err));
+    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), 1e-6);
+    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
+    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
+        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2e-6);
+    free(zero);
+    moka_harness_deinit(&h);
+    moka_fixture_deinit(&fx);
+    return 0;
+}
+
+static int matches_caffe_rules(void)
+{
+    static const struct {
+        const char *name, *cfg;
+    } cases[] = {
+        {"pooling_max_k3s2", POOL("pool: MAX kernel_size: 3 stride: 2")},
+        {"pooling_max_pad", POOL("kernel_size: 3 stride: 2 pad: 1")},
+        {"pooling_max_pad", POOL2("pool: MAX kernel_size: 3 stride: 2 pad: 1 engine: CAFFE")},
+        {"pooling_ave_pad", POOL("pool: AVE kernel_size: 3 stride: 2 pad: 1")},
+        {"pooling_ave_edge", POOL("pool: AVE kernel_size: 3 stride: 2")},
+        {"pooling_max_rect",
+         POOL2("pool: MAX kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 0")},
+        {"pooling_ave_rect",
+         POOL("pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 0")},
+        {"pooling_max_global", POOL2("pool: MAX global_pooling: true")},
+        {"pooling_ave_global", POOL("pool: AVE global_pooling: true")},
+        {"pooling_ave_floor", POOL("pool: AVE kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR")},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (check_fixture(cases[i].cfg, cases[i].name)) {
+            fprintf(stderr, "case %s: %s\n", cases[i].name, cases[i].cfg);
+            return 1;
+        }
+    return 0;
+}
+
+/* H = W = 5, kernel 1, stride 3, no pad: Caffe's ceil rounding gives 3 x 3 outputs, and the
+ * last row and column of windows start at 6, outside the image. */
+static int keeps_caffes_empty_last_window(void)
+{
+    float x[25];
+    for (int i = 0; i < 25; i++) x[i] = (float)i - 12.0f;
+    static const char *const cfgs[] = {POOL2("pool: MAX kernel_size: 1 stride: 3"),
+                                       POOL("pool: AVE kernel_size: 1 stride: 3")};
+    for (int c = 0; c < 2; c++) {
+        moka_err err = {0};
+        moka_harness h;
+        CHECK_OK(moka_harness_init(&h, cfgs[c], MOKA_TRAIN, 1, &err));
+        CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(1, 1, 5, 5), x, true, &err));
+        CHECK_OK(moka_harness_setup(&h, &err));
+        CHECK_EQ(h.top[0]->shape[2], 3);
+        CHECK_EQ(h.top[0]->shape[3], 3);
+        CHECK_OK(moka_harness_forward(&h, &err));
+        const float *y = h.top[0]->data;
+        /* Windows (0, 0), (0, 3), (3, 0), (3, 3) hold one pixel each. */
+        CHECK_NEAR(y[0], x[0], 0);
+        CHECK_NEAR(y[1], x[3], 0);
+        CHECK_NEAR(y[3], x[15], 0);
+        CHECK_NEAR(y[4], x[18], 0);
+        const float empty = c == 0 ? -FLT_MAX : 0.0f;
+        for (int i = 0; i < 9; i++)
+            if (i % 3 == 2 || i / 3 == 2) CHECK_NEAR(y[i], empty, 0);
+        if (c == 0) {
+            CHECK_NEAR(h.top[1]->data[4], 18, 0);
+            CHECK_NEAR(h.top[1]->data[8], -1, 0);
+        }
+        float dy[9], dm[9] = {0};
+        for (int i = 0; i < 9; i++) dy[i] = (float)(i + 1);
+        CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy, dm}, &err));
+        /* Only the four pixels read get a gradient; the empty windows add nothing anywhere. */
+        for (int i = 0; i < 25; i++) {
+            const float want = i == 0 ? 1 : i == 3 ? 2 : i == 15 ? 4 : i == 18 ? 5 : 0;
+            CHECK_NEAR(h.bottom[0]->grad[i], want, 0);
+        }
+        moka_harness_deinit(&h);
+    }
+    return 0;
+}
+
+/* AVE with padding divides by the window clipped to the padded bounds: 2 x 2 input, kernel 3,
+ * pad 1, stride 1 -> every window covers the whole input and counts 9 cells; a 3 x 3 kernel
+ * at stride 2 on 4 x 4 with pad 1 has a last window clipped at H + pad = 5 (2 rows). */
+static int ave_counts_padding_inside_the_padded_bounds(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    const float x[4] = {1, 2, 3, 4};
+    CHECK_OK(moka_harness_init(&h, POOL("pool: AVE kernel_size: 3 pad: 1"), MOKA_TRAIN, 1, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(1, 1, 2, 2), x, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_EQ(h.top[0]->shape[2], 2);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    for (int i = 0; i < 4; i++) CHECK_NEAR(h.top[0]->data[i], 10.0 / 9.0, 1e-6);
+    moka_harness_deinit(&h);
+
+    float x16[16];
+    for (int i = 0; i < 16; i++) x16[i] = 1.0f;
+    CHECK_OK(moka_harness_init(&h, POOL("pool: AVE kernel_size: 3 stride: 2 pad: 1"), MOKA_TRAIN,
+                               1, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(1, 1, 4, 4), x16, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    /* ceil((4 + 2 - 3) / 2) + 1 = 3; the last window starts at 3 < 4 + 1, so it stays. */
+    CHECK_EQ(h.top[0]->shape[2], 3);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const float *y = h.top[0]->data;
+    CHECK_NEAR(y[0], 4.0 / 9.0, 1e-6); /* rows -1..1 x cols -1..1: 4 real cells of 9 */
+    CHECK_NEAR(y[1], 6.0 / 9.0, 1e-6); /* rows -1..1 x cols 1..3: 6 of 9 */
+    CHECK_NEAR(y[2], 2.0 / 6.0, 1e-6); /* cols 3..4 (clipped at W + pad = 5): 2 of 3 x 2 */
+    CHECK_NEAR(y[8], 1.0 / 4.0, 1e-6); /* rows 3..4 x cols 3..4: 1 of 2 x 2 */
+    moka_harness_deinit(&h);
+    return 0;
+}
+
+static int gradients_match_finite_differences(void)
+{
+    static const char *const cfgs[] = {
+        POOL("pool: MAX kernel_size: 3 stride: 2 pad: 1"),
+        POOL("pool: AVE kernel_size: 3 stride: 2 pad: 1"),
+        POOL("pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 1 stride_w: 2"),
+        POOL("pool: MAX global_pooling: true"),
+    };
+    for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+        moka_err err = {0};
+        moka_harness h;
+        CHECK_OK(moka_harness_init(&h, cfgs[i], MOKA_TRAIN, 7 + i, &err));
+        CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(2, 3, 7, 6), NULL, true, &err));
+        CHECK_OK(moka_harness_setup(&h, &err));
+        CHECK_EQ(moka_gradcheck(&h, (moka_gradcheck_opts){.step = 1e-3, .rel_tol = 1e-3,
+                                                          .top_index = -1}),
+                 0);
+        moka_harness_deinit(&h);
+    }
+    return 0;
+}
+
+static int expect_error(const char *cfg, int ndim, const int64_t *shape, moka_status want,
+                        const char *text)
+{
+    moka_err err = {0};
+    moka_harness h;
+    moka_status st = moka_harness_init(&h, cfg, MOKA_TRAIN, 1, &err);
+    if (st == MOKA_OK) st = moka_harness_add_bottom(&h, ndim, shape, NULL, true, &err);
+    if (st == MOKA_OK) st = moka_harness_setup(&h, &err);
+    moka_harness_deinit(&h);
+    if (st != want)
+        TEST_FAIL_("%s: got %s, want %s (%s)", cfg, moka_status_name(st), moka_status_name(want),
+                   err.msg);
+    CHECK_CONTAINS(err.msg, "layer 'p'");
+    CHECK_CONTAINS(err.msg, text);
+    return 0;
+}
+
+static int rejects_bad_configs_and_shapes(void)
+{
+    const int64_t x[] = {1, 2, 5, 5}, x3[] = {2, 3, 5};
+    const struct {
+        const char *cfg;
+        moka_status want;
+        const char *text;
+    } cases[] = {
+        {POOL("pool: STOCHASTIC kernel_size: 2"), MOKA_ERR_UNSUPPORTED, "STOCHASTIC"},
+        {POOL("kernel_size: 7"), MOKA_ERR_SHAPE, "larger than the padded input"},
+        {POOL("kernel_size: 8 pad: 1"), MOKA_ERR_SHAPE, "kernel 8 x 8 is larger"},
+        {POOL("pool: MAX"), MOKA_ERR_CONFIG, "needs kernel_size"},
+        {POOL("kernel_size: 0"), MOKA_ERR_CONFIG, "kernel size must be nonzero"},
+        {POOL("kernel_size: 2 kernel_h: 2 kernel_w: 2"), MOKA_ERR_CONFIG,
+         "either kernel_size or both kernel_h and kernel_w"},
+        {POOL("kernel_h: 2"), MOKA_ERR_CONFIG, "both kernel_h and kernel_w"},
+        {POOL("kernel_size: 2 pad: 1 pad_h: 1 pad_w: 1"), MOKA_ERR_CONFIG,
+         "either pad or both pad_h and pad_w"},
+        {POOL("kernel_size: 2 stride_w: 2"), MOKA_ERR_CONFIG, "both stride_h and stride_w"},
+        {POOL("kernel_size: 2 stride: 0"), MOKA_ERR_CONFIG, "stride must be nonzero"},
+        {POOL("kernel_size: 2 pad: 2"), MOKA_ERR_CONFIG, "must be smaller than the kernel"},
+        {POOL("global_pooling: true kernel_size: 2"), MOKA_ERR_CONFIG, "global_pooling takes"},
+        {POOL("global_pooling: true stride: 2"), MOKA_ERR_CONFIG, "only pad 0 and stride 1"},
+        {POOL2("pool: AVE kernel_size: 2"), MOKA_ERR_CONFIG, "only MAX pooling has a second"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (expect_error(cases[i].cfg, 4, x, cases[i].want, cases[i].text)) return 1;
+    if (expect_error(POOL("kernel_size: 2"), 3, x3, MOKA_ERR_SHAPE, "input must be 4-D")) return 1;
+    return 0;
+}
+
+MOKA_TEST_MAIN(matches_caffe_rules, keeps_caffes_empty_last_window,
+               ave_counts_padding_inside_the_padded_bounds, gradients_match_finite_differences,
+               rejects_bad_configs_and_shapes)
