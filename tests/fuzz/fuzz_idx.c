@@ -22,8 +22,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (idx.data != NULL || err.msg[0] == '\0') abort();
         return 0;
     }
+    /* A zero dim means no data, however large the other dims are. */
     int64_t count = 1;
-    for (int i = 0; i < idx.ndim; i++) count *= idx.dims[i];
+    for (int i = 0; i < idx.ndim; i++)
+        if (idx.dims[i] == 0) count = 0;
+    for (int i = 0; i < idx.ndim && count; i++) count *= idx.dims[i];
     if (idx.ndim < 1 || count != idx.count) abort();
     /* Touch every byte so the sanitizers see any short allocation. */
     unsigned sum = 0;

@@ -1,5 +1,5 @@
-/* tests/layers/test_tanh.c -- TanH against torch.tanh (tests/ref/gen_tanh.py), including saturated
- * inputs, out of place and in place, finite differences, and a configuration error. */
+/* tests/layers/test_tanh.c -- TanH against torch.tanh (tests/ref/gen_tanh.py), including
+ * saturated inputs, out of place and in place, finite differences, and a configuration error. */
 #include "harness.h"
 #include "test.h"
 
@@ -104,7 +104,8 @@ static int check_gradients(const char *cfg, moka_phase phase, int ndim0, const i
 static int matches_pytorch(void)
 {
     CHECK(!check_fixture(LAYER, MOKA_TRAIN, "tanh_basic", 1e-6));
-    CHECK(!check_fixture(LAYER "tanh_param { engine: CAFFE }", MOKA_TEST, "tanh_basic", 1e-6));
+    CHECK(!check_fixture(LAYER "tanh_param { engine: CAFFE }", MOKA_TEST, "tanh_basic",
+                         1e-6));
     return 0;
 }
 
