@@ -516,7 +516,8 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < NUM_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 2, argv + 2);
-    fprintf(stderr, "moka: unknown command '%s'\n", argv[1]);
-    print_commands(stderr);
+    fprintf(stderr, "moka: unknown command '%s' (commands:", argv[1]);
+    for (int i = 0; i < NUM_COMMANDS; i++) fprintf(stderr, " %s", commands[i].name);
+    fprintf(stderr, "; see 'moka help')\n");
     return 2;
 }

@@ -4,7 +4,8 @@
  * (then every accessor is exercised on every field of every message in the tree, including the
  * implicit empty sub-messages) or fail with a one-line message; a crash, leak, sanitizer report
  * or a multi-line message is a finding. Build and run:
- *   CC=clang cmake -S . -B build-fuzz -DMOKA_FUZZ=ON && cmake --build build-fuzz --target fuzz_prototxt
+ *   CC=clang cmake -S . -B build-fuzz -DMOKA_FUZZ=ON
+ *   cmake --build build-fuzz --target fuzz_prototxt
  *   build-fuzz/tests/fuzz_prototxt -max_total_time=60 tests/fuzz/corpus_prototxt
  */
 #include <stddef.h>
@@ -31,7 +32,8 @@ static void exercise(const moka_pt_node *m, int implicit_depth)
         sink += moka_pt_has(m, fd->name) + (moka_pt_node_at(m, fd->name, count) == NULL);
         switch (fd->type) {
         case PROTOBUF_C_TYPE_MESSAGE:
-            for (int i = 0; i < count; i++) exercise(moka_pt_msg_at(m, fd->name, i), implicit_depth);
+            for (int i = 0; i < count; i++)
+                exercise(moka_pt_msg_at(m, fd->name, i), implicit_depth);
             if (count == 0 && implicit_depth > 0)
                 exercise(moka_pt_msg(m, fd->name), implicit_depth - 1);
             break;
