@@ -19,6 +19,13 @@
  * they return the schema default (Caffe's [default = ...] or 0/false/""/first enum value).
  * Absent sub-messages come back as an empty node of the right type, so defaults keep working
  * one level down: moka_pt_str(moka_pt_msg(conv, "weight_filler"), "type") is "constant".
+ *
+ * Threads: parses are independent, but a document is not thread-safe while it is read, because
+ * moka_pt_msg creates (once, in the document's arena) the empty node of an absent sub-message.
+ * Positions: the root node has line 0 (moka_pt_errf then prefixes just "file: "); implicit empty
+ * nodes have no file and no position. Elements of a list (`dim: [1, 2]`) are sibling nodes that
+ * all carry the position of the field name. Schema messages inside a LayerParameter start with
+ * "layer '<name>': " after the position.
  */
 #ifndef MOKA_PROTOTXT_H
 #define MOKA_PROTOTXT_H
@@ -93,7 +100,7 @@ const moka_pt_node *moka_pt_msg(const moka_pt_node *msg, const char *field);
 const moka_pt_node *moka_pt_msg_at(const moka_pt_node *msg, const char *field, int i);
 
 /* Like moka_errf, prefixed with "file:line:col: " of `at` (no prefix if at is NULL or has no
- * position, e.g. an implicit empty message). */
+ * position, e.g. an implicit empty message; "file: " for the document root). */
 moka_status moka_pt_errf(moka_err *err, moka_status code, const moka_pt_node *at, const char *fmt,
                          ...) MOKA_PRINTF(4, 5);
 

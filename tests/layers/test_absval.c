@@ -1,7 +1,9 @@
-/* tests/layers/test_absval.c -- AbsVal against torch.abs (tests/ref/gen_absval.py), out of place
- * and in place (which Caffe refuses and moka allows), finite differences, and a count error. */
+/* tests/layers/test_absval.c -- AbsVal against torch.abs (tests/ref/gen_absval.py), finite
+ * differences, and the errors for two tops and for running in place (which Caffe refuses). */
 #include "harness.h"
 #include "test.h"
+
+extern const moka_layer_ops moka_layer_absval;
 
 /* The fixture tensor `key`, or NULL when the fixture has none (no message). */
 static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
@@ -107,17 +109,10 @@ static int matches_pytorch(void)
     return 0;
 }
 
-/* y = |x| has lost the sign: in place, backward needs the layer's copy of x. */
-static int matches_pytorch_in_place(void)
-{
-    CHECK(!check_fixture(ABS_IN_PLACE, MOKA_TRAIN, "absval_basic", 0.0));
-    return 0;
-}
-
 static int gradients_match_finite_differences(void)
 {
     CHECK(!check_gradients(ABS, MOKA_TRAIN, MOKA_SHAPE(2, 3, 4, 5), 0, NULL));
-    CHECK(!check_gradients(ABS_IN_PLACE, MOKA_TRAIN, MOKA_SHAPE(3, 11), 0, NULL));
+    CHECK(!check_gradients(ABS, MOKA_TRAIN, MOKA_SHAPE(3, 11), 0, NULL));
     return 0;
 }
 
@@ -133,5 +128,19 @@ static int rejects_two_tops(void)
     return 0;
 }
 
-MOKA_TEST_MAIN(matches_pytorch, matches_pytorch_in_place, gradients_match_finite_differences,
-               rejects_two_tops)
+/* y = |x| has lost the sign backward needs, so AbsVal, as in Caffe, does not run in place. */
+static int refuses_to_run_in_place(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    CHECK(!moka_layer_absval.in_place_ok);
+    CHECK_OK(moka_harness_init(&h, ABS_IN_PLACE, MOKA_TRAIN, 1, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(2, 3), NULL, true, &err));
+    CHECK_STATUS(moka_harness_setup(&h, &err), MOKA_ERR_CONFIG);
+    CHECK_CONTAINS(err.msg, "layer 'a' (AbsVal): cannot run in place");
+    moka_harness_deinit(&h);
+    return 0;
+}
+
+MOKA_TEST_MAIN(matches_pytorch, gradients_match_finite_differences, rejects_two_tops,
+               refuses_to_run_in_place)

@@ -76,6 +76,32 @@ static int ties_rank_the_later_index_first(void)
     return 0;
 }
 
+/* (4, 10, 1000) along axis 1: 4000 rows in 64 blocks on the multi-threaded path; compare the
+ * argmax of every row with a plain scan written here. */
+static int large_input_matches_naive_reference(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    enum { O = 4, C = 10, I = 1000 };
+    CHECK_OK(moka_harness_init(&h,
+                               "name: 'am' type: 'ArgMax' bottom: 'x' top: 'y' "
+                               "argmax_param { axis: 1 }",
+                               MOKA_TEST, 3, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(O, C, I), NULL, false, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const float *x = h.bottom[0]->data, *y = h.top[0]->data;
+    for (int o = 0; o < O; o++)
+        for (int j = 0; j < I; j++) {
+            int best = 0;
+            for (int c = 1; c < C; c++)
+                if (x[(o * C + c) * I + j] >= x[(o * C + best) * I + j]) best = c;
+            CHECK_EQ(y[o * I + j], best);
+        }
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int rejects_bad_top_k_and_axis(void)
 {
     moka_err err = {0};
@@ -123,4 +149,5 @@ static int rejects_bad_top_k_and_axis(void)
 MOKA_TEST_MAIN(matches_pytorch_flat_top1, matches_pytorch_flat_top3_values,
                matches_pytorch_flat_4d, matches_pytorch_axis1, matches_pytorch_axis1_values,
                matches_pytorch_negative_axis, ties_rank_the_later_index_first,
+               large_input_matches_naive_reference,
                rejects_bad_top_k_and_axis)

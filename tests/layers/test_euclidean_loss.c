@@ -1,6 +1,8 @@
 /* tests/layers/test_euclidean_loss.c -- EuclideanLoss against sum((a - b)^2) / (2N) in PyTorch
  * (tests/ref/gen_euclidean_loss.py) with gradients for both inputs and differently shaped
  * inputs of equal per-item count, finite differences, and its shape errors. */
+#include <omp.h>
+
 #include "harness.h"
 #include "test.h"
 
@@ -64,6 +66,36 @@ static int backward_respects_propagate_down_and_adds(void)
     return 0;
 }
 
+/* 4 x 6000 elements span several fixed-size partial sums: the loss matches a plain double sum
+ * and is bit-identical for 1 and 4 threads. */
+static int large_input_is_exact_and_thread_count_independent(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    enum { N = 4, K = 6000 };
+    CHECK_OK(moka_harness_init(&h,
+                               "name: 'l2' type: 'EuclideanLoss' bottom: 'a' bottom: 'b' "
+                               "top: 'loss'",
+                               MOKA_TRAIN, 17, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(N, K), NULL, true, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(N, K), NULL, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const float one = h.top[0]->data[0];
+    omp_set_num_threads(4);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    omp_set_num_threads(threads);
+    CHECK(one == h.top[0]->data[0]);
+    const float *a = h.bottom[0]->data, *b = h.bottom[1]->data;
+    double want = 0.0;
+    for (int i = 0; i < N * K; i++) want += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    CHECK_NEAR(one, want / N / 2, 1e-6);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int gradients_match_finite_differences(void)
 {
     moka_err err = {0};
@@ -112,5 +144,7 @@ static int rejects_mismatched_inputs(void)
 }
 
 MOKA_TEST_MAIN(matches_pytorch_2d, matches_pytorch_different_shapes, matches_pytorch_4d_weighted,
-               backward_respects_propagate_down_and_adds, gradients_match_finite_differences,
+               backward_respects_propagate_down_and_adds,
+               large_input_is_exact_and_thread_count_independent,
+               gradients_match_finite_differences,
                rejects_mismatched_inputs)

@@ -2,6 +2,8 @@
  * F.binary_cross_entropy_with_logits (tests/ref/gen_sigmoid_cross_entropy_loss.py) in every
  * normalization mode and with ignore_label, Caffe's default and legacy normalization, logits
  * that overflow a naive formula, finite differences, and its shape error. */
+#include <omp.h>
+
 #include "harness.h"
 #include "test.h"
 
@@ -102,6 +104,43 @@ static int ignore_label_matches_truncated_targets(void)
     return 0;
 }
 
+/* 3 x 5000 elements span several fixed-size partial sums: the loss matches a plain double sum
+ * and is bit-identical for 1 and 4 threads. */
+static int large_input_is_exact_and_thread_count_independent(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    enum { N = 3, K = 5000 };
+    float *t = malloc(sizeof(float) * N * K);
+    CHECK(t);
+    for (int i = 0; i < N * K; i++) t[i] = (float)((i * 7919) % 1000) / 999.0f;
+    CHECK_OK(moka_harness_init(&h,
+                               "name: 'xent' type: 'SigmoidCrossEntropyLoss' bottom: 'x' "
+                               "bottom: 't' top: 'loss'",
+                               MOKA_TRAIN, 13, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(N, K), NULL, true, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(N, K), t, false, &err));
+    free(t);
+    CHECK_OK(moka_harness_setup(&h, &err));
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const float one = h.top[0]->data[0];
+    omp_set_num_threads(4);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    omp_set_num_threads(threads);
+    CHECK(one == h.top[0]->data[0]);
+    const float *x = h.bottom[0]->data, *tt = h.bottom[1]->data;
+    double want = 0.0;
+    for (int i = 0; i < N * K; i++) {
+        const double p = 1.0 / (1.0 + exp(-(double)x[i]));
+        want -= tt[i] * log(p) + (1.0 - tt[i]) * log(1.0 - p);
+    }
+    CHECK_NEAR(one, want / N, 1e-6);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int gradients_match_finite_differences(void)
 {
     moka_err err = {0};
@@ -154,4 +193,5 @@ MOKA_TEST_MAIN(matches_pytorch_default_batch_size_with_extreme_logits,
                matches_pytorch_ignore_valid, matches_pytorch_ignore_full,
                matches_pytorch_ignore_none, matches_pytorch_ignore_default_batch_size,
                legacy_normalize_flag, ignore_label_matches_truncated_targets,
+               large_input_is_exact_and_thread_count_independent,
                gradients_match_finite_differences, rejects_count_mismatch)

@@ -86,6 +86,33 @@ static int backward_adds_into_dx(void)
     return 0;
 }
 
+/* A (3, 10, 1500) input takes the multi-threaded path and splits `inner` into blocks, the last
+ * one partial; compare with a plain double-precision softmax written here. */
+static int large_input_matches_naive_reference(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    enum { O = 3, C = 10, I = 1500 };
+    CHECK_OK(moka_harness_init(&h, "name: 'sm' type: 'Softmax' bottom: 'x' top: 'y'",
+                               MOKA_TRAIN, 8, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(O, C, I), NULL, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const float *x = h.bottom[0]->data, *y = h.top[0]->data;
+    for (int o = 0; o < O; o++)
+        for (int j = 0; j < I; j++) {
+            double mx = -INFINITY, sum = 0.0;
+            for (int c = 0; c < C; c++) mx = fmax(mx, x[(o * C + c) * I + j]);
+            for (int c = 0; c < C; c++) sum += exp(x[(o * C + c) * I + j] - mx);
+            for (int c = 0; c < C; c++) {
+                const int i = (o * C + c) * I + j;
+                CHECK_NEAR(y[i], exp(x[i] - mx) / sum, 1e-6);
+            }
+        }
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int gradcheck_axis(int ndim, const int64_t *shape, int axis)
 {
     moka_err err = {0};
@@ -139,4 +166,5 @@ static int rejects_axis_out_of_range(void)
 MOKA_TEST_MAIN(matches_pytorch_2d, matches_pytorch_spatial, matches_pytorch_axis2,
                matches_pytorch_negative_axis, matches_pytorch_axis0, matches_pytorch_in_place,
                extreme_logits_stay_finite, backward_adds_into_dx,
+               large_input_matches_naive_reference,
                gradients_match_finite_differences, rejects_axis_out_of_range)

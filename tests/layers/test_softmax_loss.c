@@ -172,6 +172,48 @@ static int fractional_labels_truncate(void)
     return 0;
 }
 
+/* A (2, 10, 2000) input with every third label ignored takes the multi-threaded paths; loss and
+ * gradient match a plain double-precision computation written here. */
+static int large_input_matches_naive_reference(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    enum { O = 2, C = 10, I = 2000 };
+    float *label = malloc(sizeof(float) * O * I);
+    CHECK(label);
+    for (int i = 0; i < O * I; i++) label[i] = i % 3 == 1 ? -1.0f : (float)((i * 31) % C);
+    CHECK_OK(moka_harness_init(&h,
+                               "name: 'loss' type: 'SoftmaxWithLoss' bottom: 'x' bottom: 'y' "
+                               "top: 'loss' loss_param { ignore_label: -1 }",
+                               MOKA_TRAIN, 8, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(O, C, I), NULL, true, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(O, I), label, false, &err));
+    free(label);
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){(const float[]){1.0f}}, &err));
+    const float *x = h.bottom[0]->data, *lab = h.bottom[1]->data, *dx = h.bottom[0]->grad;
+    double loss = 0.0;
+    int valid = 0;
+    for (int i = 0; i < O * I; i++) valid += lab[i] >= 0;
+    for (int o = 0; o < O; o++)
+        for (int j = 0; j < I; j++) {
+            const int y = (int)lab[o * I + j];
+            double mx = -INFINITY, sum = 0.0;
+            for (int c = 0; c < C; c++) mx = fmax(mx, x[(o * C + c) * I + j]);
+            for (int c = 0; c < C; c++) sum += exp(x[(o * C + c) * I + j] - mx);
+            for (int c = 0; c < C; c++) {
+                const int i = (o * C + c) * I + j;
+                const double p = exp(x[i] - mx) / sum;
+                CHECK_NEAR(dx[i], y < 0 ? 0.0 : (p - (c == y)) / valid, 1e-6);
+                if (c == y) loss -= log(p);
+            }
+        }
+    CHECK_NEAR(h.top[0]->data[0], loss / valid, 1e-6);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int gradients_match_finite_differences(void)
 {
     moka_err err = {0};
@@ -299,5 +341,6 @@ MOKA_TEST_MAIN(matches_pytorch_default_valid, matches_pytorch_spatial_ignore_val
                matches_pytorch_spatial_ignore_none, matches_pytorch_axis2,
                matches_pytorch_negative_axis, legacy_normalize_flag, log_is_clamped_at_flt_min,
                all_ignored_gives_zero, fractional_labels_truncate,
+               large_input_matches_naive_reference,
                gradients_match_finite_differences, rejects_label_count_mismatch,
                rejects_label_out_of_range, rejects_axis_out_of_range)
