@@ -25,7 +25,6 @@ static const unsupported_field unsupported[] = {
     {"ParamSpec", "share_mode", "shared weights always need identical shapes"},
     {"SolverParameter", "snapshot_diff", "snapshots hold weights and solver state only"},
     {"SolverParameter", "debug_info", "per-layer debug printing is not implemented"},
-    {"SolverParameter", "test_compute_loss", "the test pass reports the net's outputs only"},
     {"SolverParameter", "plateau_winsize", "the 'plateau' learning-rate policy is not "
                                            "implemented"},
 };

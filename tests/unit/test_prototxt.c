@@ -535,8 +535,6 @@ static int unsupported_fields(void)
                         "by moka (");
     bad |= expect_error("debug_info: true", SOLVER, MOKA_ERR_UNSUPPORTED,
                         "field 'debug_info' in SolverParameter is not supported by moka");
-    bad |= expect_error("test_compute_loss: true", SOLVER, MOKA_ERR_UNSUPPORTED,
-                        "field 'test_compute_loss' in SolverParameter is not supported by moka");
     bad |= expect_error("debug_info: false", NET, MOKA_ERR_UNSUPPORTED,
                         "field 'debug_info' in NetParameter is not supported by moka");
     bad |= expect_error("layer { name: 'fc' blobs { data: 1 } }", NET, MOKA_ERR_UNSUPPORTED,

@@ -101,10 +101,10 @@ static const struct {
     const char *file;
     const char *msg;
 } known_unsupported[] = {
-    {"mnist_autoencoder_solver.prototxt", "field 'test_compute_loss' in SolverParameter"},
-    {"mnist_autoencoder_solver_adadelta.prototxt", "field 'test_compute_loss' in SolverParameter"},
-    {"mnist_autoencoder_solver_adagrad.prototxt", "field 'test_compute_loss' in SolverParameter"},
-    {"mnist_autoencoder_solver_nesterov.prototxt", "field 'test_compute_loss' in SolverParameter"},
+    /* None today: every example file passes the schema (moka check also reports layer types
+     * and solver values moka lacks, e.g. LMDB Data layers and snapshot_format HDF5). The
+     * sentinel keeps the array non-empty. */
+    {"", ""},
 };
 
 typedef struct walk_stats {
@@ -173,7 +173,7 @@ static int caffe_examples_and_models_parse(void)
     printf("  %d example files parsed, %d rejected as unsupported\n", ws.parsed, ws.unsupported);
     CHECK_EQ(ws.failed, 0);
     CHECK(ws.parsed >= 20);
-    CHECK_EQ(ws.unsupported, (int)(sizeof known_unsupported / sizeof known_unsupported[0]));
+    CHECK_EQ(ws.unsupported, (int)(sizeof known_unsupported / sizeof known_unsupported[0]) - 1);
     return 0;
 }
 
