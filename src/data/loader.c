@@ -64,8 +64,10 @@ moka_status moka_loader_create(int num_bufs, const int64_t *counts, int depth,
 {
     *out = NULL;
     if (num_bufs < 1 || depth < 1 || !fill)
-        return moka_errf(err, MOKA_ERR_INVALID_ARG, "loader: need num_bufs >= 1, depth >= 1 "
-                         "and a fill function (got %d, %d)", num_bufs, depth);
+        return moka_errf(err, MOKA_ERR_INVALID_ARG,
+                         "loader: need num_bufs >= 1, depth >= 1 "
+                         "and a fill function (got %d, %d)",
+                         num_bufs, depth);
     for (int i = 0; i < num_bufs; i++)
         if (counts[i] < 0)
             return moka_errf(err, MOKA_ERR_INVALID_ARG, "loader: buffer %d has count %lld", i,
@@ -183,17 +185,18 @@ void moka_loader_free(moka_loader *ld)
     free(ld);
 }
 
-moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t stride,
-                             bool shuffle, const moka_rng *rng, moka_err *err)
+moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t stride, bool shuffle,
+                             const moka_rng *rng, moka_err *err)
 {
     memset(c, 0, sizeof *c);
     if (n <= 0 || stride <= 0 || start < 0 || start >= stride)
         return moka_errf(err, MOKA_ERR_INVALID_ARG,
                          "cursor: need n > 0 and 0 <= start < stride (got n %lld, start %lld, "
-                         "stride %lld)", (long long)n, (long long)start, (long long)stride);
+                         "stride %lld)",
+                         (long long)n, (long long)start, (long long)stride);
     c->perm = malloc((size_t)n * sizeof *c->perm);
-    if (!c->perm) return moka_errf(err, MOKA_ERR_NOMEM, "cursor: out of memory (%lld indices)",
-                                   (long long)n);
+    if (!c->perm)
+        return moka_errf(err, MOKA_ERR_NOMEM, "cursor: out of memory (%lld indices)", (long long)n);
     for (int64_t i = 0; i < n; i++) c->perm[i] = i;
     c->n = n;
     c->start = start;

@@ -70,8 +70,8 @@ typedef struct moka_cursor {
 /* Starts a cursor over n > 0 samples with the given shard (0 <= start < stride). With shuffle,
  * epoch 0 is shuffled at once from `rng` (copied in; the cursor owns its copy). Caller owns *c;
  * free with moka_cursor_deinit. MOKA_ERR_INVALID_ARG or MOKA_ERR_NOMEM. */
-moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t stride,
-                             bool shuffle, const moka_rng *rng, moka_err *err);
+moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t stride, bool shuffle,
+                             const moka_rng *rng, moka_err *err);
 /* The index of the next sample (in [0, n)); advances the cursor, reshuffling at each epoch
  * boundary it crosses. */
 int64_t moka_cursor_next(moka_cursor *c);

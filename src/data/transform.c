@@ -7,8 +7,8 @@
 #include <string.h>
 
 moka_status moka_transform_init(moka_transform *t, const moka_pt_node *tp, moka_phase phase,
-                                const char *layer, int64_t channels, int64_t height,
-                                int64_t width, moka_err *err)
+                                const char *layer, int64_t channels, int64_t height, int64_t width,
+                                moka_err *err)
 {
     memset(t, 0, sizeof *t);
     t->channels = channels;
@@ -22,7 +22,8 @@ moka_status moka_transform_init(moka_transform *t, const moka_pt_node *tp, moka_
     if (moka_pt_has(tp, "mean_file"))
         return moka_pt_errf(err, MOKA_ERR_UNSUPPORTED, moka_pt_node_at(tp, "mean_file", 0),
                             "layer '%s': transform_param.mean_file is not supported yet (use "
-                            "mean_value)", layer);
+                            "mean_value)",
+                            layer);
     static const char *const forced[] = {"force_color", "force_gray"};
     for (int i = 0; i < 2; i++)
         if (moka_pt_bool(tp, forced[i]))
@@ -41,7 +42,8 @@ moka_status moka_transform_init(moka_transform *t, const moka_pt_node *tp, moka_
         if (nmean != 1 && nmean != channels)
             return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(tp, "mean_value", 0),
                                 "layer '%s': transform_param has %d mean_value entries; want 1 or "
-                                "one per channel (%lld)", layer, nmean, (long long)channels);
+                                "one per channel (%lld)",
+                                layer, nmean, (long long)channels);
         t->mean = malloc((size_t)channels * sizeof *t->mean);
         if (!t->mean) return moka_errf(err, MOKA_ERR_NOMEM, "layer '%s': out of memory", layer);
         for (int64_t c = 0; c < channels; c++)

@@ -40,8 +40,8 @@ typedef struct moka_transform {
  * MOKA_ERR_UNSUPPORTED (mean_file, force_color, force_gray) or MOKA_ERR_NOMEM. The caller owns
  * *t; free it with moka_transform_deinit (also safe after a failed init). */
 moka_status moka_transform_init(moka_transform *t, const moka_pt_node *tp, moka_phase phase,
-                                const char *layer, int64_t channels, int64_t height,
-                                int64_t width, moka_err *err);
+                                const char *layer, int64_t channels, int64_t height, int64_t width,
+                                moka_err *err);
 void moka_transform_deinit(moka_transform *t);
 
 /* The output sample's shape (C, H', W'). */

@@ -24,8 +24,9 @@ typedef struct src {
     const uint8_t *mem;
     int64_t mem_len, mem_pos;
     bool mem_gz, zs_live, zs_end;
-    bool in_member; /* inside a gzip member whose end has not been seen */
-    bool cut_short; /* the gzip data stopped inside a member */
+    bool in_member;     /* inside a gzip member whose end has not been seen */
+    bool cut_short;     /* the gzip data stopped inside a member */
+    moka_status failed; /* why a read returned -1 (err may be NULL, so it is kept here) */
     z_stream zs;
 } src;
 
@@ -46,11 +47,14 @@ static int64_t read_gzfile(src *s, uint8_t *buf, int64_t n, moka_err *err)
             if (strncmp(msg, s->name, plen) == 0 && strncmp(msg + plen, ": ", 2) == 0)
                 msg += plen + 2;
             if (errnum == Z_ERRNO)
-                moka_errf(err, MOKA_ERR_IO, "'%s': cannot read: %s", s->name, strerror(errno));
+                s->failed =
+                    moka_errf(err, MOKA_ERR_IO, "'%s': cannot read: %s", s->name, strerror(errno));
             else if (errnum == Z_MEM_ERROR)
-                moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory inflating", s->name);
+                s->failed =
+                    moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory inflating", s->name);
             else
-                moka_errf(err, MOKA_ERR_IO, "'%s': gzip data is corrupt: %s", s->name, msg);
+                s->failed =
+                    moka_errf(err, MOKA_ERR_IO, "'%s': gzip data is corrupt: %s", s->name, msg);
             return -1;
         }
         if (r == 0) {
@@ -95,17 +99,17 @@ static int64_t read_mem_gz(src *s, uint8_t *buf, int64_t n, moka_err *err)
             /* next_in points into mem, so next[1] is in bounds whenever rest >= 2. */
             const bool more = rest >= 2 && next[0] == 0x1f && next[1] == 0x8b;
             if (more && inflateReset(&s->zs) != Z_OK) {
-                moka_errf(err, MOKA_ERR_IO, "'%s': cannot restart inflate", s->name);
+                s->failed = moka_errf(err, MOKA_ERR_IO, "'%s': cannot restart inflate", s->name);
                 return -1;
             }
             s->zs_end = !more;
             s->in_member = more;
         } else if (r == Z_MEM_ERROR) {
-            moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory inflating", s->name);
+            s->failed = moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory inflating", s->name);
             return -1;
         } else if (r == Z_DATA_ERROR || r == Z_NEED_DICT || r == Z_STREAM_ERROR) {
-            moka_errf(err, MOKA_ERR_IO, "'%s': gzip data is corrupt: %s", s->name,
-                      s->zs.msg ? s->zs.msg : "invalid stream");
+            s->failed = moka_errf(err, MOKA_ERR_IO, "'%s': gzip data is corrupt: %s", s->name,
+                                  s->zs.msg ? s->zs.msg : "invalid stream");
             return -1;
         }
         /* Z_OK and Z_BUF_ERROR: progress was made or more input is needed; loop. */
@@ -114,7 +118,7 @@ static int64_t read_mem_gz(src *s, uint8_t *buf, int64_t n, moka_err *err)
 }
 
 /* Reads up to n bytes into buf. Returns the count read (less than n only at the end of the
- * data), or -1 with err filled. */
+ * data), or -1 with err filled and s->failed set. */
 static int64_t src_read(src *s, uint8_t *buf, int64_t n, moka_err *err)
 {
     if (s->gz) return read_gzfile(s, buf, n, err);
@@ -153,9 +157,8 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
 {
     uint8_t head[4 + 4 * 255];
     int64_t got = src_read(s, head, 4, err);
-    if (got < 0) return err ? err->code : MOKA_ERR_IO;
-    if (got == 0)
-        return moka_errf(err, MOKA_ERR_IO, "'%s': empty file, not an IDX file", s->name);
+    if (got < 0) return s->failed;
+    if (got == 0) return moka_errf(err, MOKA_ERR_IO, "'%s': empty file, not an IDX file", s->name);
     if (head[0] != 0 || (got >= 2 && head[1] != 0))
         return moka_errf(err, MOKA_ERR_IO,
                          "'%s': not an IDX file: bad magic %02x %02x (want 00 00 <type> <ndim>)",
@@ -172,33 +175,36 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
     if (type != 0x08)
         return moka_errf(err, MOKA_ERR_UNSUPPORTED,
                          "'%s': IDX element type 0x%02X (%s) is not supported (moka reads only "
-                         "0x08, unsigned byte)", s->name, type, type_name(type));
-    if (ndim == 0)
-        return moka_errf(err, MOKA_ERR_IO, "'%s': IDX header has 0 dimensions", s->name);
+                         "0x08, unsigned byte)",
+                         s->name, type, type_name(type));
+    if (ndim == 0) return moka_errf(err, MOKA_ERR_IO, "'%s': IDX header has 0 dimensions", s->name);
     if (ndim > MOKA_IDX_MAX_NDIM)
         return moka_errf(err, MOKA_ERR_UNSUPPORTED,
                          "'%s': IDX file has %d dimensions, moka reads at most %d", s->name, ndim,
                          MOKA_IDX_MAX_NDIM);
     got = src_read(s, head + 4, 4 * ndim, err);
-    if (got < 0) return err ? err->code : MOKA_ERR_IO;
+    if (got < 0) return s->failed;
     if (got < 4 * ndim)
         return moka_errf(err, MOKA_ERR_IO,
                          "'%s': truncated IDX file: the header announces %d dims (%d bytes), "
-                         "found %lld", s->name, ndim, 4 + 4 * ndim, (long long)(4 + got));
+                         "found %lld",
+                         s->name, ndim, 4 + 4 * ndim, (long long)(4 + got));
 
     moka_idx idx = {.ndim = ndim, .count = 1};
     bool too_big = false, empty = false;
     for (int i = 0; i < ndim; i++) {
         const uint8_t *p = head + 4 + 4 * i;
-        idx.dims[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-                                (uint32_t)p[2] << 8 | (uint32_t)p[3]);
+        idx.dims[i] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+                                (uint32_t)p[3]);
         empty |= idx.dims[i] == 0;
     }
     /* 2^48 bytes is far beyond any real dataset; checking each step against it keeps the
      * product from overflowing. A zero dim makes the whole file empty, whatever the others say. */
     for (int i = 0; i < ndim && !empty && !too_big; i++) {
-        if (idx.count > ((int64_t)1 << 48) / idx.dims[i]) too_big = true;
-        else idx.count *= idx.dims[i];
+        if (idx.count > ((int64_t)1 << 48) / idx.dims[i])
+            too_big = true;
+        else
+            idx.count *= idx.dims[i];
     }
     if (empty) idx.count = 0;
     char dims[160];
@@ -217,8 +223,8 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
             uint8_t *nd = realloc(data, (size_t)ncap);
             if (!nd) {
                 free(data);
-                return moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory (%lld bytes)",
-                                 s->name, (long long)ncap);
+                return moka_errf(err, MOKA_ERR_NOMEM, "'%s': out of memory (%lld bytes)", s->name,
+                                 (long long)ncap);
             }
             data = nd;
             cap = ncap;
@@ -226,16 +232,17 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
         const int64_t r = src_read(s, data + have, cap - have, err);
         if (r < 0) {
             free(data);
-            return err ? err->code : MOKA_ERR_IO;
+            return s->failed;
         }
         if (r == 0) break;
         have += r;
     }
     if (have < idx.count) {
         free(data);
-        return moka_errf(err, MOKA_ERR_IO,
-                         "'%s': truncated IDX file: header says %s (%lld bytes of data), found %lld",
-                         s->name, dims, (long long)idx.count, (long long)have);
+        return moka_errf(
+            err, MOKA_ERR_IO,
+            "'%s': truncated IDX file: header says %s (%lld bytes of data), found %lld", s->name,
+            dims, (long long)idx.count, (long long)have);
     }
 
     /* Count whatever follows, so the message can say how much there is. */
@@ -245,7 +252,7 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
         const int64_t r = src_read(s, scratch, (int64_t)sizeof scratch, err);
         if (r < 0) {
             free(data);
-            return err ? err->code : MOKA_ERR_IO;
+            return s->failed;
         }
         if (r == 0) break;
         extra += r;
@@ -254,14 +261,16 @@ static moka_status parse(src *s, moka_idx *out, moka_err *err)
         free(data);
         return moka_errf(err, MOKA_ERR_IO,
                          "'%s': IDX file has trailing data: header says %s (%lld bytes of data), "
-                         "found %lld", s->name, dims, (long long)idx.count,
-                         (long long)(idx.count + extra));
+                         "found %lld",
+                         s->name, dims, (long long)idx.count, (long long)(idx.count + extra));
     }
     if (s->cut_short) {
         /* All the data is there, but the gzip trailer (CRC and length) is not. */
         free(data);
-        return moka_errf(err, MOKA_ERR_IO, "'%s': truncated gzip file: the compressed stream "
-                         "ends before its checksum", s->name);
+        return moka_errf(err, MOKA_ERR_IO,
+                         "'%s': truncated gzip file: the compressed stream ends before its "
+                         "checksum",
+                         s->name);
     }
     idx.data = data;
     *out = idx;

@@ -31,9 +31,9 @@
 typedef struct {
     moka_idx images, labels;
     bool has_labels;
-    int64_t batch;          /* B */
-    int64_t in_sample;      /* bytes of one stored sample, C * H * W */
-    int64_t out_sample;     /* floats of one transformed sample, C * H' * W' */
+    int64_t batch;      /* B */
+    int64_t in_sample;  /* bytes of one stored sample, C * H * W */
+    int64_t out_sample; /* floats of one transformed sample, C * H' * W' */
     int64_t out_c, out_h, out_w;
     moka_transform tf;
     /* Owned by the prefetch thread once it runs: nothing else may touch them. */
@@ -73,7 +73,8 @@ static moka_status read_failed(const moka_layer *l, const char *field, moka_stat
 {
     moka_err_prefix(err, "layer '%s'", l->name);
     const moka_pt_node *at = moka_pt_node_at(l->param, field, 0);
-    if (at && at->file && at->line > 0) moka_err_prefix(err, "%s:%d:%d", at->file, at->line, at->col);
+    if (at && at->file && at->line > 0)
+        moka_err_prefix(err, "%s:%d:%d", at->file, at->line, at->col);
     return st;
 }
 
@@ -84,20 +85,25 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
     const char *images = moka_pt_str(p, "images"), *labels = moka_pt_str(p, "labels");
 
     if (!images[0])
-        return moka_layer_errf(l, err, MOKA_ERR_CONFIG, "idx_data_param.images is required "
+        return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
+                               "idx_data_param.images is required "
                                "(the path of an IDX images file)");
     s->batch = moka_pt_int(p, "batch_size");
     if (s->batch <= 0)
-        return moka_layer_errf(l, err, MOKA_ERR_CONFIG, "idx_data_param.batch_size must be "
-                               "positive, got %lld", (long long)s->batch);
+        return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
+                               "idx_data_param.batch_size must be "
+                               "positive, got %lld",
+                               (long long)s->batch);
     s->has_labels = l->num_top == 2;
     if (s->has_labels && !labels[0])
-        return moka_layer_errf(l, err, MOKA_ERR_CONFIG, "has a label top but no "
+        return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
+                               "has a label top but no "
                                "idx_data_param.labels file");
     if (!s->has_labels && labels[0])
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(p, "labels", 0),
                             "layer '%s': idx_data_param.labels is set but the layer has no "
-                            "label top (add a second top)", l->name);
+                            "label top (add a second top)",
+                            l->name);
 
     moka_status st = moka_idx_read(images, &s->images, err);
     if (st != MOKA_OK) return read_failed(l, "images", st, err);
@@ -107,7 +113,8 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
     if (im->ndim != 3 && im->ndim != 4)
         return moka_pt_errf(err, MOKA_ERR_IO, moka_pt_node_at(p, "images", 0),
                             "layer '%s': images file '%s' must be 3-D (N, H, W) or 4-D "
-                            "(N, C, H, W), got %d-D (%s)", l->name, images, im->ndim, dims);
+                            "(N, C, H, W), got %d-D (%s)",
+                            l->name, images, im->ndim, dims);
     if (im->count == 0)
         return moka_pt_errf(err, MOKA_ERR_IO, moka_pt_node_at(p, "images", 0),
                             "layer '%s': images file '%s' holds no data (%s)", l->name, images,
@@ -128,12 +135,13 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
         if (s->labels.dims[0] != n)
             return moka_pt_errf(err, MOKA_ERR_IO, moka_pt_node_at(p, "labels", 0),
                                 "layer '%s': images file '%s' holds %lld images but labels file "
-                                "'%s' holds %lld labels", l->name, images, (long long)n, labels,
+                                "'%s' holds %lld labels",
+                                l->name, images, (long long)n, labels,
                                 (long long)s->labels.dims[0]);
     }
 
-    MOKA_TRY(moka_transform_init(&s->tf, moka_pt_msg(l->cfg, "transform_param"), l->phase,
-                                 l->name, c, h, w, err));
+    MOKA_TRY(moka_transform_init(&s->tf, moka_pt_msg(l->cfg, "transform_param"), l->phase, l->name,
+                                 c, h, w, err));
     moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
     s->out_sample = s->out_c * s->out_h * s->out_w;
 
@@ -143,7 +151,8 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
      * start = rank, stride = size here. */
     MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, moka_pt_bool(p, "shuffle"), &l->rng, err));
     const int64_t rand_skip = moka_pt_int(p, "rand_skip");
-    if (rand_skip > 0) s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)rand_skip);
+    if (rand_skip > 0)
+        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)rand_skip);
     moka_rng_seed(&s->tf_rng, moka_rng_u64(&l->rng), moka_rng_hash("transform"));
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld samples of %lld x %lld x %lld from '%s'%s",
@@ -160,8 +169,8 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
 static moka_status idx_data_reshape(moka_layer *l, moka_err *err)
 {
     const idx_data *s = l->state;
-    MOKA_TRY(moka_tensor_set_shape(l->top[0], MOKA_SHAPE(s->batch, s->out_c, s->out_h, s->out_w),
-                                   err));
+    MOKA_TRY(
+        moka_tensor_set_shape(l->top[0], MOKA_SHAPE(s->batch, s->out_c, s->out_h, s->out_w), err));
     if (s->has_labels) MOKA_TRY(moka_tensor_set_shape(l->top[1], MOKA_SHAPE(s->batch), err));
     return MOKA_OK;
 }

@@ -179,30 +179,86 @@ static moka_status pool_reshape(moka_layer *l, moka_err *err)
     return MOKA_OK;
 }
 
-/* Window bounds of output (ph, pw), clipped to the image, and (AVE) Caffe's pool size. */
+/* Caffe's AVE pool size along one axis: the window clipped to the padded bounds [-pad, n + pad).
+ * Zero or negative only for the empty windows described at the top. */
+static inline int64_t padded_extent(int64_t start, int64_t k, int64_t n, int64_t pad)
+{
+    const int64_t end = start + k < n + pad ? start + k : n + pad;
+    return end - start;
+}
+
+/* One window: its rows [h0, h1) and columns [w0, w1) inside the image, and Caffe's AVE size. */
 typedef struct window {
     int64_t h0, h1, w0, w1, size;
 } window;
 
-static inline window window_at(const pool_state *s, int64_t ph, int64_t pw)
+static inline window window_at(const pool_state *s, int64_t oh, int64_t ow)
 {
+    const int64_t hs = oh * s->stride_h - s->pad_h, ws = ow * s->stride_w - s->pad_w;
     window r;
-    int64_t h0 = ph * s->stride_h - s->pad_h, w0 = pw * s->stride_w - s->pad_w;
-    int64_t h1 = h0 + s->kernel_h, w1 = w0 + s->kernel_w;
-    if (h1 > s->height + s->pad_h) h1 = s->height + s->pad_h;
-    if (w1 > s->width + s->pad_w) w1 = s->width + s->pad_w;
-    r.size = (h1 - h0) * (w1 - w0);
-    r.h0 = h0 < 0 ? 0 : h0;
-    r.w0 = w0 < 0 ? 0 : w0;
-    r.h1 = h1 > s->height ? s->height : h1;
-    r.w1 = w1 > s->width ? s->width : w1;
+    r.size = padded_extent(hs, s->kernel_h, s->height, s->pad_h) *
+             padded_extent(ws, s->kernel_w, s->width, s->pad_w);
+    r.h0 = hs < 0 ? 0 : hs;
+    r.w0 = ws < 0 ? 0 : ws;
+    r.h1 = hs + s->kernel_h > s->height ? s->height : hs + s->kernel_h;
+    r.w1 = ws + s->kernel_w > s->width ? s->width : ws + s->kernel_w;
     return r;
+}
+
+/* Per output, the window is scanned in row-major order with the running maximum and its index
+ * in registers; the selects (not branches) keep random data from mispredicting. The first
+ * maximum wins ties, and AVE sums in the same order, as Caffe does. */
+static void max_plane(const pool_state *s, const float *x, float *y, int32_t *arg)
+{
+    const int64_t W = s->width;
+    for (int64_t oh = 0; oh < s->pooled_h; oh++)
+        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
+            const window r = window_at(s, oh, ow);
+            float m = -FLT_MAX;
+            int64_t a = -1;
+            for (int64_t h = r.h0; h < r.h1; h++)
+                for (int64_t w = r.w0; w < r.w1; w++) {
+                    const float v = x[h * W + w];
+                    const bool gt = v > m;
+                    m = gt ? v : m;
+                    a = gt ? h * W + w : a;
+                }
+            y[oh * s->pooled_w + ow] = m;
+            arg[oh * s->pooled_w + ow] = (int32_t)a;
+        }
+}
+
+static void ave_plane(const pool_state *s, const float *x, float *y)
+{
+    const int64_t W = s->width;
+    for (int64_t oh = 0; oh < s->pooled_h; oh++)
+        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
+            const window r = window_at(s, oh, ow);
+            float sum = 0.0f;
+            for (int64_t h = r.h0; h < r.h1; h++)
+                for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * W + w];
+            y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
+        }
+}
+
+/* dx += dy / pool_size over each window (the adjoint of ave_plane). */
+static void ave_plane_backward(const pool_state *s, const float *dy, float *dx)
+{
+    const int64_t W = s->width;
+    for (int64_t oh = 0; oh < s->pooled_h; oh++)
+        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
+            const window r = window_at(s, oh, ow);
+            if (r.size <= 0) continue;
+            const float g = dy[oh * s->pooled_w + ow] / (float)r.size;
+            for (int64_t h = r.h0; h < r.h1; h++)
+                for (int64_t w = r.w0; w < r.w1; w++) dx[h * W + w] += g;
+        }
 }
 
 static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     const pool_state *s = l->state;
-    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w, W = s->width;
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
     const float *x = l->bottom[0]->data;
     float *y = l->top[0]->data, *mask = l->num_top > 1 ? l->top[1]->data : NULL;
     int32_t *argmax = s->argmax;
@@ -211,29 +267,14 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     for (int64_t nc = 0; nc < planes; nc++) {
         const float *xp = x + nc * HW;
         float *yp = y + nc * PHW;
-        for (int64_t ph = 0; ph < s->pooled_h; ph++)
-            for (int64_t pw = 0; pw < s->pooled_w; pw++) {
-                const window r = window_at(s, ph, pw);
-                const int64_t o = ph * s->pooled_w + pw;
-                if (s->max) {
-                    float m = -FLT_MAX;
-                    int32_t arg = -1;
-                    for (int64_t h = r.h0; h < r.h1; h++)
-                        for (int64_t w = r.w0; w < r.w1; w++)
-                            if (xp[h * W + w] > m) {
-                                m = xp[h * W + w];
-                                arg = (int32_t)(h * W + w);
-                            }
-                    yp[o] = m;
-                    argmax[nc * PHW + o] = arg;
-                    if (mask) mask[nc * PHW + o] = (float)arg;
-                } else {
-                    float sum = 0.0f;
-                    for (int64_t h = r.h0; h < r.h1; h++)
-                        for (int64_t w = r.w0; w < r.w1; w++) sum += xp[h * W + w];
-                    yp[o] = r.size > 0 ? sum / (float)r.size : 0.0f;
-                }
-            }
+        if (s->max) {
+            int32_t *ap = argmax + nc * PHW;
+            max_plane(s, xp, yp, ap);
+            if (mask)
+                for (int64_t o = 0; o < PHW; o++) mask[nc * PHW + o] = (float)ap[o];
+        } else {
+            ave_plane(s, xp, yp);
+        }
     }
     return MOKA_OK;
 }
@@ -243,7 +284,7 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const pool_state *s = l->state;
     float *dx = moka_layer_bottom_grad(l, 0);
     if (!dx) return MOKA_OK;
-    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w, W = s->width;
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
     const float *dy = l->top[0]->grad;
     const int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
@@ -256,16 +297,9 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
             const int32_t *ap = argmax + nc * PHW;
             for (int64_t o = 0; o < PHW; o++)
                 if (ap[o] >= 0) dxp[ap[o]] += dyp[o];
-            continue;
+        } else {
+            ave_plane_backward(s, dyp, dxp);
         }
-        for (int64_t ph = 0; ph < s->pooled_h; ph++)
-            for (int64_t pw = 0; pw < s->pooled_w; pw++) {
-                const window r = window_at(s, ph, pw);
-                if (r.size <= 0) continue;
-                const float g = dyp[ph * s->pooled_w + pw] / (float)r.size;
-                for (int64_t h = r.h0; h < r.h1; h++)
-                    for (int64_t w = r.w0; w < r.w1; w++) dxp[h * W + w] += g;
-            }
     }
     return MOKA_OK;
 }

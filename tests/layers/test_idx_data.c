@@ -97,8 +97,8 @@ static int batches_match_the_file_and_wrap_around(void)
     moka_log_set(NULL, NULL, MOKA_LOG_WARN); /* no "N samples of ..." line per layer */
     CHECK_EQ(write_standard("im.idx", "lb.idx"), 0);
     moka_harness h;
-    CHECK_OK(make_layer(&h, "im.idx", "lb.idx", "batch_size: 4", "scale: 0.5", MOKA_TRAIN, 1,
-                        &err));
+    CHECK_OK(
+        make_layer(&h, "im.idx", "lb.idx", "batch_size: 4", "scale: 0.5", MOKA_TRAIN, 1, &err));
     CHECK(h.layer->ops->backward_cpu == NULL);
     const moka_tensor *data = h.top[0], *label = h.top[1];
     CHECK_EQ(data->ndim, 4);
@@ -124,8 +124,8 @@ static int read_order(uint64_t seed, moka_phase phase, int steps, int *order)
 {
     moka_err err = {0};
     moka_harness h;
-    CHECK_OK(make_layer(&h, "im.idx", "lb.idx", "batch_size: 4 shuffle: true", "", phase, seed,
-                        &err));
+    CHECK_OK(
+        make_layer(&h, "im.idx", "lb.idx", "batch_size: 4 shuffle: true", "", phase, seed, &err));
     for (int step = 0; step < steps; step++) {
         CHECK_OK(moka_harness_forward(&h, &err));
         for (int b = 0; b < 4; b++) {
@@ -208,8 +208,7 @@ static int test_phase_crops_the_centre(void)
     for (int i = 0; i < 50; i++) im[i] = (uint8_t)i;
     CHECK_EQ(write_idx("crop.idx", 3, (const uint32_t[]){2, 5, 5}, im, sizeof im), 0);
     moka_harness h;
-    CHECK_OK(make_layer(&h, "crop.idx", NULL, "batch_size: 3", "crop_size: 3", MOKA_TEST, 1,
-                        &err));
+    CHECK_OK(make_layer(&h, "crop.idx", NULL, "batch_size: 3", "crop_size: 3", MOKA_TEST, 1, &err));
     CHECK_EQ(h.num_top, 1);
     CHECK(h.top[0]->shape[0] == 3 && h.top[0]->shape[1] == 1 && h.top[0]->shape[2] == 3 &&
           h.top[0]->shape[3] == 3);
@@ -230,8 +229,8 @@ static int rand_skip_starts_inside_the_range(void)
     int starts[N] = {0};
     for (uint64_t seed = 1; seed <= 40; seed++) {
         moka_harness h;
-        CHECK_OK(make_layer(&h, "im.idx", "lb.idx", "batch_size: 4 rand_skip: 5", "",
-                            MOKA_TRAIN, seed, &err));
+        CHECK_OK(make_layer(&h, "im.idx", "lb.idx", "batch_size: 4 rand_skip: 5", "", MOKA_TRAIN,
+                            seed, &err));
         CHECK_OK(moka_harness_forward(&h, &err));
         const int s = image_of_label(h.top[1]->data[0]);
         CHECK(s >= 0 && s < 5);
@@ -262,8 +261,7 @@ static int setup_fails(const char *images, const char *labels, const char *extra
 static int file_errors_are_reported_from_setup(void)
 {
     CHECK_EQ(write_standard("im.idx", "lb.idx"), 0);
-    if (setup_fails("/nonexistent-moka/train-images.gz", "lb.idx", "batch_size: 4", "",
-                    MOKA_ERR_IO,
+    if (setup_fails("/nonexistent-moka/train-images.gz", "lb.idx", "batch_size: 4", "", MOKA_ERR_IO,
                     "layer 'mnist': cannot open '/nonexistent-moka/train-images.gz': No such file "
                     "or directory"))
         return 1;
@@ -274,8 +272,10 @@ static int file_errors_are_reported_from_setup(void)
     /* Count mismatch: 9 labels for 10 images. */
     const uint8_t nine[9] = {0};
     CHECK_EQ(write_idx("lb9.idx", 1, (const uint32_t[]){9}, nine, 9), 0);
-    snprintf(want, sizeof want, "layer 'mnist': images file '%s' holds 10 images but labels file "
-             "'%s' holds 9 labels", tmp_path("im.idx"), tmp_path("lb9.idx"));
+    snprintf(want, sizeof want,
+             "layer 'mnist': images file '%s' holds 10 images but labels file "
+             "'%s' holds 9 labels",
+             tmp_path("im.idx"), tmp_path("lb9.idx"));
     if (setup_fails("im.idx", "lb9.idx", "batch_size: 4", "", MOKA_ERR_IO, want)) return 1;
 
     /* Not an IDX file at all. */
@@ -290,8 +290,10 @@ static int file_errors_are_reported_from_setup(void)
     /* Truncated images. */
     uint8_t part[100] = {0};
     CHECK_EQ(write_idx("short.idx.gz", 3, (const uint32_t[]){10, 28, 28}, part, 100), 0);
-    snprintf(want, sizeof want, "layer 'mnist': '%s': truncated IDX file: header says 10 x 28 x 28 "
-             "(7840 bytes of data), found 100", tmp_path("short.idx.gz"));
+    snprintf(want, sizeof want,
+             "layer 'mnist': '%s': truncated IDX file: header says 10 x 28 x 28 "
+             "(7840 bytes of data), found 100",
+             tmp_path("short.idx.gz"));
     if (setup_fails("short.idx.gz", "lb.idx", "batch_size: 4", "", MOKA_ERR_IO, want)) return 1;
 
     /* The labels file given as images, and images as labels. */
@@ -337,15 +339,19 @@ static int config_errors_are_reported_from_setup(void)
 
     moka_err err = {0};
     moka_harness h;
-    CHECK_STATUS(moka_harness_init(&h, "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
-                                       "idx_data_param { batch_size: 2 }", MOKA_TRAIN, 1, &err),
+    CHECK_STATUS(moka_harness_init(&h,
+                                   "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
+                                   "idx_data_param { batch_size: 2 }",
+                                   MOKA_TRAIN, 1, &err),
                  MOKA_OK);
     CHECK_STATUS(moka_harness_setup(&h, &err), MOKA_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "layer 'mnist' (IDXData): idx_data_param.images is required");
     moka_harness_deinit(&h);
-    CHECK_STATUS(moka_harness_init(&h, "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
-                                       "idx_data_param { images: 'a' batch_size: 2 }",
-                                   MOKA_TRAIN, 1, &err), MOKA_OK);
+    CHECK_STATUS(moka_harness_init(&h,
+                                   "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
+                                   "idx_data_param { images: 'a' batch_size: 2 }",
+                                   MOKA_TRAIN, 1, &err),
+                 MOKA_OK);
     CHECK_STATUS(moka_harness_setup(&h, &err), MOKA_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "has a label top but no idx_data_param.labels file");
     moka_harness_deinit(&h);
@@ -354,9 +360,9 @@ static int config_errors_are_reported_from_setup(void)
 
 static int cleanup(void)
 {
-    static const char *const names[] = {"im.idx",  "lb.idx",       "im4.idx.gz", "lb4.idx.gz",
-                                        "crop.idx", "lb9.idx",     "junk.idx",   "short.idx.gz",
-                                        "empty.idx"};
+    static const char *const names[] = {"im.idx",     "lb.idx",       "im4.idx.gz",
+                                        "lb4.idx.gz", "crop.idx",     "lb9.idx",
+                                        "junk.idx",   "short.idx.gz", "empty.idx"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) remove(tmp_path(names[i]));
     CHECK_EQ(rmdir(tmpdir), 0);
     return 0;

@@ -146,6 +146,16 @@ static int round_trips_plain_and_gzip_files(void)
     char dims[64];
     CHECK(strcmp(moka_idx_dims_str(&idx, dims, sizeof dims), "5") == 0);
     moka_idx_deinit(&idx);
+
+    /* A zero dim means no data at all, however large the other dims are. */
+    const size_t en =
+        make_idx(buf, 0x08, 3, (const uint32_t[]){0xFFFFFFFFu, 0, 0xFFFFFFFFu}, NULL, 0);
+    CHECK_OK(moka_idx_read_mem(buf, (int64_t)en, "empty", &idx, &err));
+    CHECK_EQ(idx.count, 0);
+    CHECK_EQ(idx.dims[0], 0xFFFFFFFFu);
+    CHECK_EQ(idx.dims[1], 0);
+    CHECK(strcmp(moka_idx_dims_str(&idx, dims, sizeof dims), "4294967295 x 0 x 4294967295") == 0);
+    moka_idx_deinit(&idx);
     return 0;
 }
 
@@ -268,7 +278,9 @@ static int header_errors_have_messages(void)
     buf[1] = 'K';
     if (fails_everywhere(buf, n, MOKA_ERR_IO, "not an IDX file: bad magic 50 4b")) return 1;
     n = make_idx(buf, 0x07, 1, (const uint32_t[]){3}, (const uint8_t[]){1, 2, 3}, 3);
-    if (fails_everywhere(buf, n, MOKA_ERR_IO, "not an IDX file: bad magic, unknown element type 0x07")) return 1;
+    if (fails_everywhere(buf, n, MOKA_ERR_IO,
+                         "not an IDX file: bad magic, unknown element type 0x07"))
+        return 1;
     n = make_idx(buf, 0x0D, 1, (const uint32_t[]){1}, (const uint8_t[]){0, 0, 0x80, 0x3f}, 4);
     if (fails_everywhere(buf, n, MOKA_ERR_UNSUPPORTED,
                          "IDX element type 0x0D (float32) is not supported (moka reads only 0x08, "
@@ -278,8 +290,9 @@ static int header_errors_have_messages(void)
     if (fails_everywhere(buf, n, MOKA_ERR_IO, "IDX header has 0 dimensions")) return 1;
     n = make_idx(buf, 0x08, 9, (const uint32_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}, (const uint8_t[]){7},
                  1);
-    if (fails_everywhere(buf, n, MOKA_ERR_UNSUPPORTED, "IDX file has 9 dimensions, moka reads at "
-                                                       "most 8"))
+    if (fails_everywhere(buf, n, MOKA_ERR_UNSUPPORTED,
+                         "IDX file has 9 dimensions, moka reads at "
+                         "most 8"))
         return 1;
     /* Three dims announced, two given. */
     n = make_idx(buf, 0x08, 3, (const uint32_t[]){5, 3, 4}, NULL, 0) - 4;
@@ -287,7 +300,8 @@ static int header_errors_have_messages(void)
                          "truncated IDX file: the header announces 3 dims (16 bytes), found 12"))
         return 1;
     if (fails_everywhere(buf, 0, MOKA_ERR_IO, "empty file, not an IDX file")) return 1;
-    if (fails_everywhere(buf, 3, MOKA_ERR_IO, "truncated IDX file: 3 bytes, shorter than the 4-byte"))
+    if (fails_everywhere(buf, 3, MOKA_ERR_IO,
+                         "truncated IDX file: 3 bytes, shorter than the 4-byte"))
         return 1;
     /* A header that claims far more than could exist is refused before any allocation. */
     n = make_idx(buf, 0x08, 3, (const uint32_t[]){0xFFFFFFFFu, 0xFFFFFFFFu, 2}, NULL, 0);
@@ -323,6 +337,9 @@ static int corrupt_gzip_is_reported(void)
     CHECK_CONTAINS(err.msg, expect);
     CHECK_STATUS(moka_idx_read_mem(gz, (int64_t)gzn, "m.gz", &idx, &err), MOKA_ERR_IO);
     CHECK_CONTAINS(err.msg, "'m.gz': gzip data is corrupt: invalid block type");
+    /* Without a moka_err the status alone still says what went wrong. */
+    CHECK_EQ(moka_idx_read_mem(gz, (int64_t)gzn, "m.gz", &idx, NULL), MOKA_ERR_IO);
+    CHECK_EQ(moka_idx_read(tmp_path("c.gz"), &idx, NULL), MOKA_ERR_IO);
     /* A wrong checksum in the trailer: every data byte decodes, the CRC check fails. */
     CHECK_EQ(write_gz(tmp_path("c.gz"), buf, n), 0);
     free(gz);
@@ -427,9 +444,9 @@ static int garbage_input_never_crashes(void)
 
 static int cleanup(void)
 {
-    static const char *const names[] = {"img.idx", "img.idx.gz", "lab.gz", "part1.gz", "part2.gz",
-                                        "cat.gz",  "rel.idx",    "bad.idx", "bad.idx.gz", "c.gz",
-                                        "t.gz"};
+    static const char *const names[] = {"img.idx",    "img.idx.gz", "lab.gz",  "part1.gz",
+                                        "part2.gz",   "cat.gz",     "rel.idx", "bad.idx",
+                                        "bad.idx.gz", "c.gz",       "t.gz"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) remove(tmp_path(names[i]));
     CHECK_EQ(rmdir(tmpdir), 0);
     return 0;

@@ -50,11 +50,12 @@ static int layer_reads_the_test_set(void)
 {
     moka_err err = {0};
     moka_harness h;
-    CHECK_OK(moka_harness_init(&h,
-                               "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
-                               "transform_param { scale: 0.00390625 } idx_data_param { images: '"
-                               IMAGES "' labels: '" LABELS "' batch_size: 100 }",
-                               MOKA_TEST, 1, &err));
+    CHECK_OK(
+        moka_harness_init(&h,
+                          "name: 'mnist' type: 'IDXData' top: 'data' top: 'label' "
+                          "transform_param { scale: 0.00390625 } idx_data_param { images: '" IMAGES
+                          "' labels: '" LABELS "' batch_size: 100 }",
+                          MOKA_TEST, 1, &err));
     CHECK_OK(moka_harness_setup(&h, &err));
     CHECK(h.top[0]->shape[0] == 100 && h.top[0]->shape[1] == 1 && h.top[0]->shape[2] == 28 &&
           h.top[0]->shape[3] == 28);

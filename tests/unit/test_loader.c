@@ -21,9 +21,9 @@ static void sleep_ms(int ms)
 /* ---- loader ---- */
 
 typedef struct counter_src {
-    atomic_int calls;   /* fill calls started */
-    int fail_at;        /* the call that fails (-1: never) */
-    int delay_ms;       /* time each fill takes */
+    atomic_int calls; /* fill calls started */
+    int fail_at;      /* the call that fails (-1: never) */
+    int delay_ms;     /* time each fill takes */
 } counter_src;
 
 /* Batch k holds k, k + 0.5, ... in buffer 0 (4 floats) and -k in buffer 1 (1 float). */
@@ -80,8 +80,8 @@ static int loader_reads_ahead_by_depth(void)
     for (int depth = 1; depth <= 3; depth++) {
         counter_src c = {.fail_at = -1};
         moka_loader *ld = NULL;
-        CHECK_OK(moka_loader_create(2, (const int64_t[]){4, 1}, depth, counter_fill, &c, &ld,
-                                    &err));
+        CHECK_OK(
+            moka_loader_create(2, (const int64_t[]){4, 1}, depth, counter_fill, &c, &ld, &err));
         CHECK_EQ(wait_calls(&c, depth), depth);
         sleep_ms(50);
         CHECK_EQ(atomic_load(&c.calls), depth); /* blocked: every slot is full */
@@ -144,8 +144,9 @@ static int loader_shuts_down_cleanly(void)
     moka_loader_free(ld);
     moka_loader_free(NULL);
 
-    CHECK_STATUS(moka_loader_create(2, (const int64_t[]){4, 1}, 0, counter_fill, &failed, &ld,
-                                    &err), MOKA_ERR_INVALID_ARG);
+    CHECK_STATUS(
+        moka_loader_create(2, (const int64_t[]){4, 1}, 0, counter_fill, &failed, &ld, &err),
+        MOKA_ERR_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "depth >= 1");
     CHECK(ld == NULL);
     return 0;
@@ -245,8 +246,8 @@ static int cursor_shards_partition_the_single_reader_order(void)
 
 /* ---- transform ---- */
 
-static moka_status make_transform(moka_transform *t, const char *text, moka_phase phase,
-                                  int64_t c, int64_t h, int64_t w, moka_err *err)
+static moka_status make_transform(moka_transform *t, const char *text, moka_phase phase, int64_t c,
+                                  int64_t h, int64_t w, moka_err *err)
 {
     moka_pt_doc *doc = NULL;
     MOKA_TRY(moka_pt_parse(text, (int64_t)strlen(text), "t.prototxt",
@@ -282,8 +283,8 @@ static int transform_scale_and_mean_are_exact(void)
     moka_transform_u8(&t, in, out, NULL);
     for (int i = 0; i < 12; i++) CHECK(out[i] == ((float)in[i] - 100.0f) * 0.5f);
     moka_transform_deinit(&t);
-    CHECK_OK(make_transform(&t, "scale: 2 mean_value: 10.5 mean_value: 200", MOKA_TEST, 2, 2, 3,
-                            &err));
+    CHECK_OK(
+        make_transform(&t, "scale: 2 mean_value: 10.5 mean_value: 200", MOKA_TEST, 2, 2, 3, &err));
     moka_transform_u8(&t, in, out, NULL);
     for (int i = 0; i < 6; i++) CHECK(out[i] == ((float)in[i] - 10.5f) * 2.0f);
     for (int i = 6; i < 12; i++) CHECK(out[i] == ((float)in[i] - 200.0f) * 2.0f);
@@ -368,8 +369,7 @@ static int transform_rejects_what_it_does_not_do(void)
                  MOKA_ERR_UNSUPPORTED);
     CHECK_CONTAINS(err.msg, "t.prototxt:1:10: layer 'd': transform_param.force_color");
     /* Explicitly false is the default and harmless. */
-    CHECK_OK(make_transform(&t, "force_color: false force_gray: false", MOKA_TRAIN, 1, 4, 4,
-                            &err));
+    CHECK_OK(make_transform(&t, "force_color: false force_gray: false", MOKA_TRAIN, 1, 4, 4, &err));
     moka_transform_deinit(&t);
     CHECK_STATUS(make_transform(&t, "mean_value: 1 mean_value: 2", MOKA_TRAIN, 3, 4, 4, &err),
                  MOKA_ERR_CONFIG);
