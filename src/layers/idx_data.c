@@ -40,6 +40,12 @@ typedef struct {
     moka_cursor cursor;
     moka_rng tf_rng;
     moka_loader *loader;
+    /* What seek needs to rebuild the sample order: the shuffle stream as it was at setup, and
+     * the seed of the per-sample transform streams (crop/mirror draws). */
+    moka_rng cursor_rng0;
+    bool shuffle;
+    int64_t rand_skip;
+    uint64_t tf_seed;
 } idx_data;
 
 static void idx_data_destroy(moka_layer *l)
@@ -59,6 +65,9 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err MOKA
 {
     idx_data *s = user;
     for (int64_t b = 0; b < s->batch; b++) {
+        /* The transform's random draws depend only on the sample's position in the stream, so a
+         * run positioned by seek draws exactly what an uninterrupted one would. */
+        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)s->cursor.k);
         const int64_t i = moka_cursor_next(&s->cursor);
         moka_transform_u8(&s->tf, s->images.data + i * s->in_sample, bufs[0] + b * s->out_sample,
                           &s->tf_rng);
@@ -149,11 +158,13 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
      * shuffle stream is a copy of the layer's, so every reader of this layer with the same seed
      * (one per rank, later) draws the same permutations; a sharded reader would pass
      * start = rank, stride = size here. */
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, moka_pt_bool(p, "shuffle"), &l->rng, err));
-    const int64_t rand_skip = moka_pt_int(p, "rand_skip");
-    if (rand_skip > 0)
-        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)rand_skip);
-    moka_rng_seed(&s->tf_rng, moka_rng_u64(&l->rng), moka_rng_hash("transform"));
+    s->cursor_rng0 = l->rng;
+    s->shuffle = moka_pt_bool(p, "shuffle");
+    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &l->rng, err));
+    s->rand_skip = moka_pt_int(p, "rand_skip");
+    if (s->rand_skip > 0)
+        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
+    s->tf_seed = moka_rng_u64(&l->rng);
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld samples of %lld x %lld x %lld from '%s'%s",
               l->name, (long long)n, (long long)c, (long long)h, (long long)w, images,
@@ -182,6 +193,27 @@ static moka_status idx_data_forward_cpu(moka_layer *l, moka_err *err)
     return moka_loader_next(s->loader, dst, err);
 }
 
+/* Positions the stream as if `step` batches had been read: stops the prefetch thread, rebuilds
+ * the cursor from its setup-time state and moves it on by step * B samples, and restarts the
+ * thread. Used when training resumes from a snapshot. */
+static moka_status idx_data_seek(moka_layer *l, int64_t step, moka_err *err)
+{
+    idx_data *s = l->state;
+    moka_loader_free(s->loader);
+    s->loader = NULL;
+    const int64_t n = s->cursor.n;
+    moka_cursor_deinit(&s->cursor);
+    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &s->cursor_rng0, err));
+    if (s->rand_skip > 0) /* the same draw as setup made, leaving the stream where it was */
+        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
+    s->cursor.k = step * s->batch;
+    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
+    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
+                                              fill_batch, s, &s->loader, err);
+    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
+    return st;
+}
+
 static const char *const idx_data_extra[] = {"transform_param", NULL};
 
 const moka_layer_ops moka_layer_idx_data = {
@@ -197,4 +229,5 @@ const moka_layer_ops moka_layer_idx_data = {
     .reshape = idx_data_reshape,
     .forward_cpu = idx_data_forward_cpu,
     .destroy = idx_data_destroy,
+    .seek = idx_data_seek,
 };

@@ -2,6 +2,7 @@
  * local_response_norm for ACROSS_CHANNELS, Caffe's composition written out for WITHIN_CHANNEL),
  * a hand-computed value, finite differences, and the configuration and shape errors. */
 #include "harness.h"
+#include "moka/log.h"
 #include "test.h"
 
 static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
@@ -96,6 +97,34 @@ static int gradients_match_finite_differences(void)
     return 0;
 }
 
+static char logged[512];
+
+static void capture(moka_log_level level, const char *src, const char *msg, void *user)
+{
+    (void)src;
+    (void)user;
+    if (level == MOKA_LOG_WARN) snprintf(logged, sizeof logged, "%s", msg);
+}
+
+/* Caffe's WITHIN_CHANNEL adds 1 whatever k says; moka matches it and says so. */
+static int within_channel_ignores_k_with_a_warning(void)
+{
+    moka_log_set(capture, NULL, MOKA_LOG_DEBUG);
+    logged[0] = '\0';
+    const int r = check_fixture(LRN("local_size: 3 alpha: 0.4 k: 2 norm_region: WITHIN_CHANNEL"),
+                                "lrn_within3");
+    moka_log_set(NULL, NULL, MOKA_LOG_INFO);
+    CHECK_EQ(r, 0);
+    CHECK_CONTAINS(logged, "layer 'n' (LRN): k = 2 has no effect");
+    logged[0] = '\0';
+    moka_log_set(capture, NULL, MOKA_LOG_DEBUG);
+    const int r2 = check_fixture(LRN("local_size: 5 alpha: 0.3 beta: 0.75 k: 2"), "lrn_across5");
+    moka_log_set(NULL, NULL, MOKA_LOG_INFO);
+    CHECK_EQ(r2, 0);
+    CHECK_EQ(logged[0], '\0');
+    return 0;
+}
+
 static int rejects_even_sizes_and_non_4d_input(void)
 {
     moka_err err = {0};
@@ -118,4 +147,5 @@ static int rejects_even_sizes_and_non_4d_input(void)
 }
 
 MOKA_TEST_MAIN(matches_reference, matches_a_hand_computed_value,
-               gradients_match_finite_differences, rejects_even_sizes_and_non_4d_input)
+               gradients_match_finite_differences, within_channel_ignores_k_with_a_warning,
+               rejects_even_sizes_and_non_4d_input)
