@@ -321,7 +321,10 @@ done:
 /* Reading                                                                                     */
 
 /* The bytes of a file: mapped when it is a regular file (no heap copy of a 240 MB model),
- * otherwise read into `heap` (pipes, /dev/stdin). */
+ * otherwise read into `heap` (pipes, /dev/stdin). The mapping lives only while protobuf-c
+ * decodes it. moka's writers replace files by rename and never shrink one in place, so the
+ * mapping cannot lose pages under us; another program truncating the file during those
+ * milliseconds would (as for any mmap reader) raise SIGBUS. */
 typedef struct {
     const uint8_t *data;
     size_t len;

@@ -70,12 +70,14 @@ typedef struct moka_caffemodel moka_caffemodel;
  *   'x' is empty (not a Caffe NetParameter)
  *   'x' is truncated: field 'layer' at byte B declares L bytes but only R remain ...
  *   'x' is not a Caffe NetParameter (protobuf decode failed)
- *   'x': layer 'conv1' blob 0 has shape 20 1 5 5 (500) but holds 499 values
- *   'x': layer 'conv1' blob 0: dimension -3 at axis 1 is negative / the shape overflows
+ *   'x': layer 'conv1': blob 0 has shape 20 1 5 5 (500) but holds 499 values
+ *   'x': layer 'conv1': blob 0 has negative dimension -3 at axis 1 (or its count overflows)
  *   'x' has both V2 'layer' and V1 'layers' entries
- *   MOKA_ERR_UNSUPPORTED: more than MOKA_MAX_NDIM axes, or a V0 (pre-2014) layer.
- * A failed read leaves *out NULL. Peak memory is about the size of the weights once: the file
- * is mapped, not copied, while protobuf-c decodes it. */
+ *   'x': layer 'y' has unknown V1 type 77
+ *   MOKA_ERR_UNSUPPORTED: more than MOKA_MAX_NDIM axes, a V0 (pre-2014) layer, a file of 2 GiB
+ *   or more (Caffe cannot read those either).
+ * A failed read leaves *out NULL. Peak heap is about the size of the weights once (protobuf-c's
+ * decoded arrays, which the tensors point into): the file is mapped, not copied. */
 moka_status moka_caffemodel_read(const char *path, moka_caffemodel **out, moka_err *err);
 
 /* Frees what moka_caffemodel_read made. NULL does nothing. */

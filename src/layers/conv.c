@@ -75,7 +75,9 @@ moka_status moka_conv_param_read(moka_layer *l, moka_conv_param *p, moka_err *er
     const moka_tensor *x = l->bottom[0];
     memset(p, 0, sizeof *p);
 
-    /* Only the channel axis 1 and two spatial axes: Caffe's N-D im2col path is not built. */
+    /* `engine` and `force_nd_im2col` pick Caffe's implementation, not the result, so any value
+     * is accepted. Only the channel axis 1 and two spatial axes are: Caffe's N-D path is not
+     * built. */
     const int64_t axis = moka_pt_int(cp, "axis");
     if (axis != 1 && !(axis < 0 && axis + x->ndim == 1))
         return param_errf(l, err, MOKA_ERR_UNSUPPORTED, "axis",
@@ -184,7 +186,7 @@ static moka_status plan(moka_conv_engine *e, moka_err *err)
     if (t > e->num) t = e->num;
     if (t < 1) t = 1;
     const int64_t P = e->g.out_h * e->g.out_w, rows = col_rows(e);
-    const int64_t per_thread = (e->num + t - 1) / t;
+    const int64_t per_thread = e->num > 0 ? (e->num + t - 1) / t : 1;
     int64_t b = CHUNK_BYTES / (int64_t)sizeof(float) / (rows * P > 0 ? rows * P : 1);
     if (b < 1) b = 1;
     if (b > per_thread) b = per_thread;
@@ -246,9 +248,11 @@ static void scatter(const float *src, int64_t b, int64_t C, int64_t P, const flo
             const float *s = src + (c * b + k) * P;
             float *d = dst + (k * C + c) * P;
             if (add) {
+#pragma omp simd
                 for (int64_t i = 0; i < P; i++) d[i] += s[i];
             } else {
                 const float bc = bias ? bias[c] : 0.0f;
+#pragma omp simd
                 for (int64_t i = 0; i < P; i++) d[i] = s[i] + bc;
             }
         }
@@ -287,8 +291,12 @@ static void run_chunk(const moka_conv_engine *e, const moka_conv_job *job, int64
                 moka_sgemm(false, false, mg, P, kg, 1.0f, w + q * mg * kg, col + q * kg * P,
                            job->out_add ? 1.0f : 0.0f, dst + q * mg * P);
             if (job->bias && !job->out_add)
-                for (int64_t m = 0; m < M; m++)
-                    for (int64_t i = 0; i < P; i++) dst[m * P + i] += job->bias[m];
+                for (int64_t m = 0; m < M; m++) {
+                    const float bm = job->bias[m];
+                    float *d = dst + m * P;
+#pragma omp simd
+                    for (int64_t i = 0; i < P; i++) d[i] += bm;
+                }
         } else {
             for (int64_t q = 0; q < G; q++)
                 moka_sgemm(false, false, mg, bp, kg, 1.0f, w + q * mg * kg, col + q * kg * bp,
@@ -350,6 +358,7 @@ void moka_conv_add_bias(float *x, int64_t num, int64_t channels, int64_t spatial
     for (int64_t nc = 0; nc < num * channels; nc++) {
         const float b = bias[nc % channels];
         float *p = x + nc * spatial;
+#pragma omp simd
         for (int64_t i = 0; i < spatial; i++) p[i] += b;
     }
 }

@@ -25,7 +25,9 @@ typedef struct lrn_state {
     int64_t size, half;
     float alpha, beta, k;
     int64_t num, channels, height, width;
-    float *scale, *ratio; /* (N, C, H, W) each: scale from forward, dy y / scale in backward */
+    /* (N, C, H, W) each: the scale from forward, and scratch (x^2 in the WITHIN_CHANNEL
+     * forward, dy y / scale in backward). */
+    float *scale, *ratio;
     int64_t cap;
 } lrn_state;
 
@@ -91,20 +93,42 @@ static inline float pow_neg_beta(float s, float beta)
     return powf(s, -beta);
 }
 
-/* sum over the (2 half + 1)^2 box around every pixel of one H x W plane of f (zero outside). */
+/* out = sum over the (2 half + 1)^2 box around every pixel of one H x W plane of f (zero
+ * outside); the inner loop runs along a row, which vectorises. */
 static void box_sum(const float *f, int64_t H, int64_t W, int64_t half, float *out)
 {
+    for (int64_t i = 0; i < H * W; i++) out[i] = 0.0f;
     for (int64_t h = 0; h < H; h++) {
         const int64_t h0 = h - half < 0 ? 0 : h - half, h1 = h + half + 1 > H ? H : h + half + 1;
-        for (int64_t w = 0; w < W; w++) out[h * W + w] = 0.0f;
-        for (int64_t i = h0; i < h1; i++)
-            for (int64_t w = 0; w < W; w++) {
-                const int64_t w0 = w - half < 0 ? 0 : w - half;
-                const int64_t w1 = w + half + 1 > W ? W : w + half + 1;
-                float acc = 0.0f;
-                for (int64_t j = w0; j < w1; j++) acc += f[i * W + j];
-                out[h * W + w] += acc;
+        float *o = out + h * W;
+        for (int64_t r = h0; r < h1; r++)
+            for (int64_t d = -half; d <= half; d++) {
+                /* o[w] += f[r][w + d] for the w that keep w + d inside the row. */
+                const int64_t w0 = d < 0 ? -d : 0, w1 = d > 0 ? W - d : W;
+                if (w1 <= w0) continue;
+                const float *src = f + r * W + w0 + d;
+                float *dst = o + w0;
+#pragma omp simd
+                for (int64_t w = 0; w < w1 - w0; w++) dst[w] += src[w];
             }
+    }
+}
+
+/* dst = sum over channels [c0, c1) of the planes of f (plane stride HW); vectorised along the
+ * plane. */
+static void channel_sum(const float *f, int64_t c0, int64_t c1, int64_t HW, bool square,
+                        float *dst)
+{
+    for (int64_t i = 0; i < HW; i++) dst[i] = 0.0f;
+    for (int64_t j = c0; j < c1; j++) {
+        const float *fj = f + j * HW;
+        if (square) {
+#pragma omp simd
+            for (int64_t i = 0; i < HW; i++) dst[i] += fj[i] * fj[i];
+        } else {
+#pragma omp simd
+            for (int64_t i = 0; i < HW; i++) dst[i] += fj[i];
+        }
     }
 }
 
@@ -115,39 +139,28 @@ static moka_status lrn_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     float *y = l->top[0]->data, *scale = s->scale, *sq = s->ratio;
     const int64_t C = s->channels, HW = s->height * s->width, planes = s->num * C;
     const float beta = s->beta;
-    if (!s->within) {
-        const float a = s->alpha / (float)s->size, k = s->k;
-#pragma omp parallel for schedule(static) if (planes * HW >= (1 << 14))
-        for (int64_t nc = 0; nc < planes; nc++) {
-            const int64_t c = nc % C, base = nc - c;
-            const int64_t c0 = c - s->half < 0 ? 0 : c - s->half;
-            const int64_t c1 = c + s->half + 1 > C ? C : c + s->half + 1;
-            float *sc = scale + nc * HW;
-            for (int64_t i = 0; i < HW; i++) sc[i] = 0.0f;
-            for (int64_t j = c0; j < c1; j++) {
-                const float *xj = x + (base + j) * HW;
-                for (int64_t i = 0; i < HW; i++) sc[i] += xj[i] * xj[i];
-            }
-            const float *xp = x + nc * HW;
-            float *yp = y + nc * HW;
-            for (int64_t i = 0; i < HW; i++) {
-                sc[i] = k + a * sc[i];
-                yp[i] = xp[i] * pow_neg_beta(sc[i], beta);
-            }
-        }
-        return MOKA_OK;
-    }
-    const float a = s->alpha / (float)(s->size * s->size);
+    /* ACROSS_CHANNELS: k + alpha / n * (sum over the channel window); WITHIN_CHANNEL:
+     * 1 + alpha / n^2 * (sum over the spatial box). */
+    const float shift = s->within ? 1.0f : s->k;
+    const float a = s->alpha / (float)(s->within ? s->size * s->size : s->size);
 #pragma omp parallel for schedule(static) if (planes * HW >= (1 << 14))
     for (int64_t nc = 0; nc < planes; nc++) {
         const float *xp = x + nc * HW;
-        float *q = sq + nc * HW, *sc = scale + nc * HW, *yp = y + nc * HW;
-        for (int64_t i = 0; i < HW; i++) q[i] = xp[i] * xp[i];
-        box_sum(q, s->height, s->width, s->half, sc);
-        for (int64_t i = 0; i < HW; i++) {
-            sc[i] = 1.0f + a * sc[i];
-            yp[i] = xp[i] * pow_neg_beta(sc[i], beta);
+        float *sc = scale + nc * HW, *yp = y + nc * HW;
+        if (s->within) {
+            float *q = sq + nc * HW;
+#pragma omp simd
+            for (int64_t i = 0; i < HW; i++) q[i] = xp[i] * xp[i];
+            box_sum(q, s->height, s->width, s->half, sc);
+        } else {
+            const int64_t c = nc % C, base = nc - c;
+            const int64_t c0 = c - s->half < 0 ? 0 : c - s->half;
+            const int64_t c1 = c + s->half + 1 > C ? C : c + s->half + 1;
+            channel_sum(x + base * HW, c0, c1, HW, true, sc);
         }
+#pragma omp simd
+        for (int64_t i = 0; i < HW; i++) sc[i] = shift + a * sc[i];
+        for (int64_t i = 0; i < HW; i++) yp[i] = xp[i] * pow_neg_beta(sc[i], beta);
     }
     return MOKA_OK;
 }
@@ -165,39 +178,42 @@ static moka_status lrn_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float beta = s->beta;
     const float window = (float)(s->within ? s->size * s->size : s->size);
     const float cache = 2.0f * s->alpha * beta / window;
+    /* First the local term and every pixel's dy y / scale, then the window sums of the latter. */
 #pragma omp parallel for schedule(static) if (n >= (1 << 14))
-    for (int64_t i = 0; i < n; i++) ratio[i] = dy[i] * y[i] / scale[i];
+    for (int64_t i = 0; i < n; i++) {
+        ratio[i] = dy[i] * y[i] / scale[i];
+        dx[i] += dy[i] * pow_neg_beta(scale[i], beta);
+    }
+    /* dx -= cache x (window sum of ratio), one window term at a time so every loop runs along
+     * a plane or row and vectorises. */
 #pragma omp parallel for schedule(static) if (n >= (1 << 14))
     for (int64_t nc = 0; nc < planes; nc++) {
-        const float *xp = x + nc * HW, *dyp = dy + nc * HW, *sc = scale + nc * HW;
+        const float *xp = x + nc * HW;
         float *dxp = dx + nc * HW;
+        const int64_t H = s->height, W = s->width, half = s->half;
         if (!s->within) {
             const int64_t c = nc % C, base = nc - c;
-            const int64_t c0 = c - s->half < 0 ? 0 : c - s->half;
-            const int64_t c1 = c + s->half + 1 > C ? C : c + s->half + 1;
-            for (int64_t i = 0; i < HW; i++) {
-                float acc = 0.0f;
-                for (int64_t j = c0; j < c1; j++) acc += ratio[(base + j) * HW + i];
-                dxp[i] += dyp[i] * pow_neg_beta(sc[i], beta) - cache * xp[i] * acc;
+            const int64_t c0 = c - half < 0 ? 0 : c - half;
+            const int64_t c1 = c + half + 1 > C ? C : c + half + 1;
+            for (int64_t j = c0; j < c1; j++) {
+                const float *rj = ratio + (base + j) * HW;
+#pragma omp simd
+                for (int64_t i = 0; i < HW; i++) dxp[i] -= cache * xp[i] * rj[i];
             }
-        } else {
-            /* The box sums of ratio are needed whole before dx; compute them pixel by pixel
-             * into dx's update directly (ratio is read-only here). */
-            const int64_t H = s->height, W = s->width, half = s->half;
-            const float *rp = ratio + nc * HW;
-            for (int64_t h = 0; h < H; h++) {
-                const int64_t h0 = h - half < 0 ? 0 : h - half;
-                const int64_t h1 = h + half + 1 > H ? H : h + half + 1;
-                for (int64_t w = 0; w < W; w++) {
-                    const int64_t w0 = w - half < 0 ? 0 : w - half;
-                    const int64_t w1 = w + half + 1 > W ? W : w + half + 1;
-                    float acc = 0.0f;
-                    for (int64_t i = h0; i < h1; i++)
-                        for (int64_t j = w0; j < w1; j++) acc += rp[i * W + j];
-                    const int64_t o = h * W + w;
-                    dxp[o] += dyp[o] * pow_neg_beta(sc[o], beta) - cache * xp[o] * acc;
+            continue;
+        }
+        const float *rp = ratio + nc * HW;
+        for (int64_t h = 0; h < H; h++) {
+            const int64_t h0 = h - half < 0 ? 0 : h - half, h1 = h + half + 1 > H ? H : h + half + 1;
+            for (int64_t r = h0; r < h1; r++)
+                for (int64_t d = -half; d <= half; d++) {
+                    const int64_t w0 = d < 0 ? -d : 0, w1 = d > 0 ? W - d : W;
+                    if (w1 <= w0) continue;
+                    const float *src = rp + r * W + w0 + d, *xr = xp + h * W + w0;
+                    float *dst = dxp + h * W + w0;
+#pragma omp simd
+                    for (int64_t w = 0; w < w1 - w0; w++) dst[w] -= cache * xr[w] * src[w];
                 }
-            }
         }
     }
     return MOKA_OK;

@@ -47,6 +47,8 @@ static int check_fixture(const char *cfg, const char *name, int threads, double 
         memcpy(h.weight[1]->data, b->data, (size_t)moka_tensor_count(b) * sizeof(float));
     }
     CHECK(same_shape(h.top[0], y));
+    /* Two forwards: the second must give the same top (forward writes, never adds). */
+    CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
     CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));

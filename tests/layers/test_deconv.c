@@ -46,6 +46,8 @@ static int check_fixture(const char *cfg, const char *name, int threads, double 
         memcpy(h.weight[1]->data, b->data, (size_t)moka_tensor_count(b) * sizeof(float));
     }
     CHECK(same_shape(h.top[0], y));
+    /* Two forwards: the second must give the same top (forward writes, never adds). */
+    CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
     CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
@@ -77,6 +79,7 @@ static int matches_pytorch(void)
          DECONV("num_output: 6 kernel_h: 2 kernel_w: 3 stride: 1 stride: 2 pad_h: 0 pad_w: 1 "
                 "dilation: 2 dilation: 1 group: 2 bias_term: false")},
         {"deconv_batch7", DECONV("num_output: 3 kernel_size: 4 stride: 2 pad: 1")},
+        {"deconv_stride1", DECONV("num_output: 2 kernel_h: 3 kernel_w: 2 pad: 1 pad: 0")},
     };
     for (int t = 1; t <= 3; t++)
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

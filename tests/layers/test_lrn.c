@@ -27,6 +27,8 @@ static int check_fixture(const char *cfg, const char *name)
     CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
     CHECK_OK(moka_harness_setup(&h, &err));
     CHECK_EQ(moka_tensor_count(h.top[0]), moka_tensor_count(y));
+    /* Two forwards: the second must give the same top (forward writes, never adds). */
+    CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-5);
     CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));

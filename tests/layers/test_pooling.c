@@ -40,6 +40,8 @@ static int check_fixture(const char *cfg, const char *name)
     CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
     CHECK_OK(moka_harness_setup(&h, &err));
     CHECK(same_shape(h.top[0], y));
+    /* Two forwards: the second must give the same top (forward writes, never adds). */
+    CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_OK(moka_harness_forward(&h, &err));
     CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-6);
     if (h.num_top > 1) {
@@ -78,6 +80,7 @@ static int matches_caffe_rules(void)
         {"pooling_max_global", POOL2("pool: MAX global_pooling: true")},
         {"pooling_ave_global", POOL("pool: AVE global_pooling: true")},
         {"pooling_ave_floor", POOL("pool: AVE kernel_size: 3 stride: 2 pad: 1 round_mode: FLOOR")},
+        {"pooling_max_clip", POOL2("kernel_size: 2 stride: 2 pad: 1")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         if (check_fixture(cases[i].cfg, cases[i].name)) {
@@ -164,6 +167,37 @@ static int ave_counts_padding_inside_the_padded_bounds(void)
     return 0;
 }
 
+/* Ties go to the first maximum in row-major order (Caffe compares with >): on a constant input
+ * every window's mask is its top-left pixel inside the image, which alone gets the gradient. */
+static int ties_go_to_the_first_maximum(void)
+{
+    moka_err err = {0};
+    moka_harness h;
+    float x[36], dy[16], dm[16] = {0};
+    for (int i = 0; i < 36; i++) x[i] = 0.5f;
+    for (int i = 0; i < 16; i++) dy[i] = 1.0f;
+    CHECK_OK(moka_harness_init(&h, POOL2("pool: MAX kernel_size: 3 stride: 2 pad: 1"), MOKA_TRAIN,
+                               1, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(1, 1, 6, 6), x, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    /* ceil((6 + 2 - 3) / 2) + 1 = 4 windows per axis, starting at -1, 1, 3, 5. */
+    CHECK_EQ(h.top[0]->shape[2], 4);
+    CHECK_OK(moka_harness_forward(&h, &err));
+    static const int first[4] = {0, 1, 3, 5};
+    for (int i = 0; i < 16; i++) {
+        CHECK_NEAR(h.top[0]->data[i], 0.5, 0);
+        CHECK_NEAR(h.top[1]->data[i], first[i / 4] * 6 + first[i % 4], 0);
+    }
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy, dm}, &err));
+    for (int i = 0; i < 36; i++) {
+        const int r = i / 6, c = i % 6;
+        const bool hit = r != 2 && r != 4 && c != 2 && c != 4;
+        CHECK_NEAR(h.bottom[0]->grad[i], hit ? 1 : 0, 0);
+    }
+    moka_harness_deinit(&h);
+    return 0;
+}
+
 static int gradients_match_finite_differences(void)
 {
     static const char *const cfgs[] = {
@@ -235,5 +269,6 @@ static int rejects_bad_configs_and_shapes(void)
 }
 
 MOKA_TEST_MAIN(matches_caffe_rules, keeps_caffes_empty_last_window,
-               ave_counts_padding_inside_the_padded_bounds, gradients_match_finite_differences,
+               ave_counts_padding_inside_the_padded_bounds, ties_go_to_the_first_maximum,
+               gradients_match_finite_differences,
                rejects_bad_configs_and_shapes)

@@ -61,6 +61,8 @@ CASES = {
     "max_global": ((2, 3, 5, 4), "MAX", None, (1, 1), (0, 0), True, True),
     "ave_global": ((2, 3, 5, 4), "AVE", None, (1, 1), (0, 0), True, True),
     "ave_floor": ((1, 2, 8, 8), "AVE", (3, 3), (2, 2), (1, 1), False, False),
+    # (4 - 1) * 2 == 5 + 1: the last window would start in the padding and is dropped (3, not 4).
+    "max_clip": ((1, 2, 5, 5), "MAX", (2, 2), (2, 2), (1, 1), True, False),
 }
 
 

@@ -130,7 +130,7 @@ def blob(buf):
         elif number in (1, 2, 3, 4):
             if wtype != 0:
                 raise WireError("legacy dimension field %d has wire type %d" % (number, wtype))
-            legacy[number] = signed64(value) if value >> 63 else value
+            legacy[number] = signed64(value)
     if legacy:
         shape = [legacy.get(k, 0) for k in (1, 2, 3, 4)]
     if ddata:

@@ -458,7 +458,8 @@ static uint8_t *v1_file(size_t *len)
     static const double b2[3] = {0.1, -1e-3, 12345.678};
     wbuf net = {0}, l = {0};
     wb_str(&net, 1, "legacy_net");
-    /* conv1: bottom/top strings, type CONVOLUTION (4), blobs 1x? legacy, blobs_lr (skipped). */
+    /* conv1: bottom/top strings (skipped), type CONVOLUTION (4), a legacy 2x1x2x2 weight with
+     * unpacked floats, a legacy 1x1x1x2 bias with packed ones, blobs_lr (skipped). */
     wb_str(&l, 2, "data");
     wb_str(&l, 3, "conv1");
     wb_str(&l, 4, "conv1");
@@ -754,6 +755,18 @@ static int bad_blobs_and_layouts_fail_clearly(void)
     CHECK_CONTAINS(err.msg, "bb.caffemodel': layer 'fc7': blob 0 has shape 2 3 (6) but holds 5 "
                             "values");
 
+    /* Shape (2,3) with 7 values. */
+    wb_str(&l, 1, "fc8");
+    wb_packed_floats(&blob, 5, (const float[]){1, 2, 3, 4, 5, 6, 7}, 7);
+    wb_shape(&blob, (const int64_t[]){2, 3}, 2);
+    wb_msg(&l, 7, &blob);
+    wb_msg(&net, 100, &l);
+    CHECK_EQ(spit(path, net.p, net.len), 0);
+    free(net.p);
+    net = (wbuf){0};
+    CHECK_STATUS(moka_caffemodel_read(path, &m, &err), MOKA_ERR_IO);
+    CHECK_CONTAINS(err.msg, "layer 'fc8': blob 0 has shape 2 3 (6) but holds 7 values");
+
     /* Legacy blob with a negative channel count. */
     wb_str(&l, 1, "conv");
     wb_legacy_blob(&l, 7, 1, -3, 1, 2, v, 6, true);
@@ -880,22 +893,26 @@ static int writer_killed_mid_write_leaves_old_file(void)
         _exit(7); /* not reached: the parent kills us inside the write */
     }
     close(pfd[1]);
+    /* Wait until the child is stopped inside the write, then kill it there. The kill comes
+     * before any check, so that a failing check never leaves a child behind. */
     struct pollfd p = {.fd = pfd[0], .events = POLLIN};
-    CHECK_EQ(poll(&p, 1, 60000), 1);
+    const int ready = poll(&p, 1, 60000);
     char c = 0;
-    CHECK_EQ(read(pfd[0], &c, 1), 1);
+    const ssize_t got = ready == 1 ? read(pfd[0], &c, 1) : -1;
     close(pfd[0]);
+    kill(pid, SIGKILL);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK_EQ(got, 1);
+    CHECK(c == 'x');
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-    /* The child is stopped inside the write: the partial file is the temporary one. */
+    /* The partial file the child was writing is the temporary one, cut at the 2 MiB limit. */
     char tmp[600];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)pid);
     struct stat st;
     CHECK_EQ(stat(tmp, &st), 0);
     CHECK_EQ(st.st_size, 2 << 20);
-    CHECK_EQ(kill(pid, SIGKILL), 0);
-    int status;
-    CHECK_EQ(waitpid(pid, &status, 0), pid);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
     if (old_file_is_intact(path, old, old_len, &src)) return 1;
     CHECK_EQ(count_files("snap.caffemodel"), 2); /* the old file and the dead writer's temp */
