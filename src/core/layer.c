@@ -100,7 +100,9 @@ void moka_layer_free(moka_layer *l)
 moka_status moka_layer_add_weight(moka_layer *l, const char *name, int ndim, const int64_t *shape,
                                   moka_fill fill, moka_err *err)
 {
-    if (ndim < 1 || ndim > MOKA_MAX_NDIM)
+    /* ndim 0 is a scalar (one value), as Caffe's PReLU channel_shared slope and a Scale with
+     * num_axes 0: snapshots must keep its empty shape for Caffe to load them. */
+    if (ndim < 0 || ndim > MOKA_MAX_NDIM)
         return moka_layer_errf(l, err, MOKA_ERR_SHAPE, "weight '%s' has %d dims", name, ndim);
     for (int i = 0; i < ndim; i++)
         if (shape[i] <= 0)

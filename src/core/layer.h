@@ -128,7 +128,8 @@ MOKA_INTERNAL moka_status moka_layer_create(const moka_pt_node *cfg, const moka_
 MOKA_INTERNAL void moka_layer_free(moka_layer *l);
 
 /* Declares weight number l->num_weight (in call order: Caffe's blob order) with the given shape.
- * Only valid inside setup. MOKA_ERR_SHAPE for an empty or too-large shape. */
+ * Only valid inside setup. ndim 0 declares a scalar (one value). MOKA_ERR_SHAPE for a zero or
+ * negative dimension or more than MOKA_MAX_NDIM dims. */
 MOKA_INTERNAL moka_status moka_layer_add_weight(moka_layer *l, const char *name, int ndim,
                                                 const int64_t *shape, moka_fill fill,
                                                 moka_err *err);

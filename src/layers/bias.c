@@ -67,7 +67,6 @@ static moka_status bias_setup(moka_layer *l, moka_err *err)
     s->b_ndim = num_axes == -1 ? x->ndim - axis : (int)num_axes;
     memcpy(s->b_shape, x->shape + axis, (size_t)s->b_ndim * sizeof(int64_t));
     const moka_fill fill = MOKA_FILL_FROM(moka_pt_msg(l->param, "filler"));
-    if (s->b_ndim == 0) return moka_layer_add_weight(l, "bias", MOKA_SHAPE(1), fill, err);
     return moka_layer_add_weight(l, "bias", s->b_ndim, s->b_shape, fill, err);
 }
 

@@ -322,29 +322,34 @@ moka_status moka_conv_engine_run(moka_conv_engine *e, const moka_conv_job *job, 
     const int T = e->threads;
     const int64_t num = e->num, chunk = e->chunk, wc = e->weight_count;
     const int64_t rows_bp = col_rows(e) * chunk * e->g.out_h * e->g.out_w;
-    /* With one thread (or one image) BLAS may use the threads itself; inside the parallel
-     * region OpenBLAS runs single-threaded. */
+    /* Parallel over images, one GEMM thread each: measured on LeNet (batch 64, 2 threads) this
+     * is about 3x faster than images in turn with BLAS threading the products, whose GEMMs are
+     * too small to split well. With one thread (or one image) BLAS may use the threads itself;
+     * inside the parallel region OpenBLAS runs single-threaded. The team may come out smaller
+     * than asked (OMP_DYNAMIC, thread limits), so images are split by the team's real size. */
+    int used = 1;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-        const int t = omp_get_thread_num();
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t == 0) used = nt;
         float *col = e->work + t * e->work_per_thread, *obuf = col + rows_bp;
         float *dw = NULL;
         if (job->dw) {
             dw = t == 0 ? job->dw : e->part + (t - 1) * wc;
             if (t > 0) memset(dw, 0, (size_t)wc * sizeof(float));
         }
-        const int64_t n0 = num * t / T, n1 = num * (t + 1) / T;
+        const int64_t n0 = num * t / nt, n1 = num * (t + 1) / nt;
         for (int64_t n = n0; n < n1; n += chunk)
             run_chunk(e, job, n, n1 - n < chunk ? n1 - n : chunk, col, obuf, dw);
     }
     /* Thread 0 added into dw itself; the others' sums follow in thread order. */
-    if (job->dw && T > 1) {
+    if (job->dw && used > 1) {
         float *dw = job->dw;
         const float *part = e->part;
 #pragma omp parallel for schedule(static) if (wc >= (1 << 16))
         for (int64_t i = 0; i < wc; i++) {
             float s = dw[i];
-            for (int t = 1; t < T; t++) s += part[(t - 1) * wc + i];
+            for (int t = 1; t < used; t++) s += part[(t - 1) * wc + i];
             dw[i] = s;
         }
     }

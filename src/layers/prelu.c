@@ -37,6 +37,8 @@ static moka_status prelu_setup(moka_layer *l, moka_err *err)
     const moka_fill fill = moka_pt_has(l->param, "filler")
                                ? MOKA_FILL_FROM(moka_pt_msg(l->param, "filler"))
                                : MOKA_FILL_CONST(0.25f);
+    /* A shared slope is a 0-d blob in Caffe's files. */
+    if (s->shared) return moka_layer_add_weight(l, "slope", 0, NULL, fill, err);
     return moka_layer_add_weight(l, "slope", MOKA_SHAPE(s->channels), fill, err);
 }
 

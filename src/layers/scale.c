@@ -77,11 +77,7 @@ static moka_status scale_setup(moka_layer *l, moka_err *err)
         const moka_fill fill = moka_pt_has(l->param, "filler")
                                    ? MOKA_FILL_FROM(moka_pt_msg(l->param, "filler"))
                                    : MOKA_FILL_CONST(1.0f);
-        if (s->s_ndim == 0) {
-            MOKA_TRY(moka_layer_add_weight(l, "scale", MOKA_SHAPE(1), fill, err));
-        } else {
-            MOKA_TRY(moka_layer_add_weight(l, "scale", s->s_ndim, s->s_shape, fill, err));
-        }
+        MOKA_TRY(moka_layer_add_weight(l, "scale", s->s_ndim, s->s_shape, fill, err));
     }
     if (!s->bias_term) {
         if (moka_pt_has(l->param, "bias_filler"))
@@ -90,7 +86,6 @@ static moka_status scale_setup(moka_layer *l, moka_err *err)
         return MOKA_OK;
     }
     const moka_fill bias_fill = MOKA_FILL_FROM(moka_pt_msg(l->param, "bias_filler"));
-    if (s->s_ndim == 0) return moka_layer_add_weight(l, "bias", MOKA_SHAPE(1), bias_fill, err);
     return moka_layer_add_weight(l, "bias", s->s_ndim, s->s_shape, bias_fill, err);
 }
 
