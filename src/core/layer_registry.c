@@ -5,8 +5,7 @@
 
 #include "core/layer.h"
 
-/* Declared weak while layer files land one by one; a missing one is simply not listed. */
-#define LAYER(sym) extern const moka_layer_ops sym __attribute__((weak));
+#define LAYER(sym) extern const moka_layer_ops sym;
 LAYER(moka_layer_absval)
 LAYER(moka_layer_accuracy)
 LAYER(moka_layer_argmax)

@@ -291,6 +291,10 @@ static int bad_nets_give_one_clear_error(void)
         {"layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 2 dim: 3 } } }\n"
          "layer { name: 's' type: 'Flatten' bottom: 'x' top: 'x' }",
          MOKA_ERR_CONFIG, "layer 's' (Flatten) cannot compute 'x' in place"},
+        {"layer { name: 'in' type: 'Input' top: 'x' top: 'y' input_param { shape { dim: 2 dim: 3 } "
+         "shape { dim: 2 dim: 4 } } }\n"
+         "layer { name: 'cat' type: 'Concat' bottom: 'x' bottom: 'y' top: 'z' concat_param { axis: 0 } }",
+         MOKA_ERR_SHAPE, "layer 'cat' (Concat)"},
         {"layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 2 dim: 3 } } }\n"
          "layer { name: 'l' type: 'EuclideanLoss' bottom: 'x' bottom: 'x' top: 'y' loss_weight: 1 "
          "loss_weight: 2 }",
