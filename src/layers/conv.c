@@ -269,7 +269,8 @@ static void run_chunk(const moka_conv_engine *e, const moka_conv_job *job, int64
     const float *w = job->w;
 
     if (job->im)
-        for (int64_t k = 0; k < b; k++) moka_im2col(g, job->im + (n + k) * im_count, col + k * P, bp);
+        for (int64_t k = 0; k < b; k++)
+            moka_im2col(g, job->im + (n + k) * im_count, col + k * P, bp);
     const float *o = NULL;
     if (job->outside) {
         const float *src = job->outside + n * out_count;

@@ -204,7 +204,8 @@ static moka_status lrn_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
         }
         const float *rp = ratio + nc * HW;
         for (int64_t h = 0; h < H; h++) {
-            const int64_t h0 = h - half < 0 ? 0 : h - half, h1 = h + half + 1 > H ? H : h + half + 1;
+            const int64_t h0 = h - half < 0 ? 0 : h - half;
+            const int64_t h1 = h + half + 1 > H ? H : h + half + 1;
             for (int64_t r = h0; r < h1; r++)
                 for (int64_t d = -half; d <= half; d++) {
                     const int64_t w0 = d < 0 ? -d : 0, w1 = d > 0 ? W - d : W;

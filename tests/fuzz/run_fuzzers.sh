@@ -4,7 +4,7 @@
 # fails the run.
 #   usage: tests/fuzz/run_fuzzers.sh BUILD_DIR SECONDS
 set -euo pipefail
-build=$1
+build=$(cd "$1" && pwd)
 secs=$2
 here=$(cd "$(dirname "$0")" && pwd)
 found=0

@@ -67,7 +67,8 @@ static int check_fixture(const char *cfg, const char *name, int threads, double 
     return 0;
 }
 
-#define CONV(body) "name: 'c' type: 'Convolution' bottom: 'x' top: 'y' convolution_param { " body " }"
+#define CONV(body)                                                                                 \
+    "name: 'c' type: 'Convolution' bottom: 'x' top: 'y' convolution_param { " body " }"
 
 static int matches_pytorch(void)
 {

@@ -125,7 +125,8 @@ static int is_the_adjoint_of_convolution(void)
     CHECK_OK(moka_harness_forward(&c, &err));
     CHECK_EQ(moka_tensor_count(c.top[0]), moka_tensor_count(d.bottom[0]));
     double lhs = 0, rhs = 0;
-    for (int64_t i = 0; i < moka_tensor_count(y); i++) lhs += (double)y->data[i] * c.bottom[0]->data[i];
+    for (int64_t i = 0; i < moka_tensor_count(y); i++)
+        lhs += (double)y->data[i] * c.bottom[0]->data[i];
     for (int64_t i = 0; i < moka_tensor_count(c.top[0]); i++)
         rhs += (double)d.bottom[0]->data[i] * c.top[0]->data[i];
     CHECK_NEAR(lhs, rhs, 1e-4);

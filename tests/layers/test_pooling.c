@@ -1,7 +1,7 @@
-/* tests/layers/test_pooling.c -- Pooling against fixtures of Caffe's rules (tests/ref/gen_pooling.py,
- * cross-checked there with torch max_pool2d / avg_pool2d), the mask top, a hand-computed case
- * where Caffe's ceil rounding leaves a window outside the image, finite differences, and the
- * configuration and shape errors. */
+/* tests/layers/test_pooling.c -- Pooling against fixtures of Caffe's rules
+ * (tests/ref/gen_pooling.py, cross-checked there with torch max_pool2d / avg_pool2d), the mask
+ * top, hand-computed cases (a window that Caffe's ceil rounding leaves outside the image, AVE's
+ * padded pool size, ties), finite differences, and the configuration and shape errors. */
 #include <float.h>
 
 #include "harness.h"
