@@ -45,7 +45,7 @@ struct moka_net {
     int **bottom_ids, **top_ids; /* blob indices per layer */
     bool *need_backward;
     int num_blobs, cap_blobs;
-    net_blob *blobs;
+    net_blob **blobs; /* each allocated on its own, so tensor pointers stay put as blobs are added */
     int *outputs, num_outputs;
     int *inputs, num_inputs;
     moka_net_param *params;
@@ -114,15 +114,19 @@ static int add_blob(moka_net *net, const char *name, int producer, moka_err *err
 {
     if (net->num_blobs == net->cap_blobs) {
         const int cap = net->cap_blobs ? 2 * net->cap_blobs : 32;
-        net_blob *b = realloc(net->blobs, (size_t)cap * sizeof *b);
+        net_blob **b = realloc(net->blobs, (size_t)cap * sizeof *b);
         if (!b) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory"), -1;
         net->blobs = b;
         net->cap_blobs = cap;
     }
-    net_blob *b = &net->blobs[net->num_blobs];
-    memset(b, 0, sizeof *b);
+    net_blob *b = calloc(1, sizeof *b);
+    if (!b) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory"), -1;
+    net->blobs[net->num_blobs] = b;
     b->name = dup_str(name);
-    if (!b->name) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory"), -1;
+    if (!b->name) {
+        free(b);
+        return moka_errf(err, MOKA_ERR_NOMEM, "out of memory"), -1;
+    }
     b->alias_of = -1;
     b->producer = producer;
     return net->num_blobs++;
@@ -132,7 +136,7 @@ static int add_blob(moka_net *net, const char *name, int producer, moka_err *err
 static int find_blob(const moka_net *net, const char *name)
 {
     for (int i = net->num_blobs - 1; i >= 0; i--)
-        if (strcmp(net->blobs[i].name, name) == 0) return i;
+        if (strcmp(net->blobs[i]->name, name) == 0) return i;
     return -1;
 }
 
@@ -221,7 +225,7 @@ static moka_status wire_layer(moka_net *net, int li, const char *const *bottom_n
                                 "layer '%s': unknown bottom blob '%s' (no earlier layer produces "
                                 "it in this phase)", l->name, bottom_names[i]);
         net->bottom_ids[li][i] = b;
-        l->bottom[i] = &net->blobs[b].t;
+        l->bottom[i] = &net->blobs[b]->t;
     }
     for (int i = 0; i < l->num_top; i++) {
         int in_place_of = -1;
@@ -240,15 +244,9 @@ static moka_status wire_layer(moka_net *net, int li, const char *const *bottom_n
         }
         const int t = add_blob(net, top_names[i], li, err);
         if (t < 0) return err ? err->code : MOKA_ERR_NOMEM;
-        if (in_place_of >= 0) net->blobs[t].alias_of = net->bottom_ids[li][in_place_of];
+        if (in_place_of >= 0) net->blobs[t]->alias_of = net->bottom_ids[li][in_place_of];
         net->top_ids[li][i] = t;
-    }
-    /* Blob storage may have moved while adding tops: re-point every layer. */
-    for (int k = 0; k <= li; k++) {
-        for (int i = 0; i < net->layers[k]->num_bottom; i++)
-            net->layers[k]->bottom[i] = &net->blobs[net->bottom_ids[k][i]].t;
-        for (int i = 0; i < net->layers[k]->num_top && (k < li || i < l->num_top); i++)
-            net->layers[k]->top[i] = &net->blobs[net->top_ids[k][i]].t;
+        l->top[i] = &net->blobs[t]->t;
     }
     return MOKA_OK;
 }
@@ -293,7 +291,7 @@ static moka_status add_legacy_inputs(moka_net *net, const moka_pt_node *np, moka
     for (int i = 0; i < ni; i++) {
         const int b = add_blob(net, moka_pt_str_at(np, "input", i), -1, err);
         if (b < 0) return err ? err->code : MOKA_ERR_NOMEM;
-        moka_tensor *t = &net->blobs[b].t;
+        moka_tensor *t = &net->blobs[b]->t;
         if (nshape) {
             const moka_pt_node *s = moka_pt_msg_at(np, "input_shape", i);
             int64_t dims[MOKA_MAX_NDIM];
@@ -416,7 +414,7 @@ static void plan_backward(moka_net *net, bool force_backward)
         for (int i = 0; i < l->num_bottom; i++) {
             const bool pd = i >= moka_pt_count(l->cfg, "propagate_down") ||
                              moka_pt_int_at(l->cfg, "propagate_down", i) != 0;
-            const bool blob_needs = net->blobs[net->bottom_ids[li][i]].need_grad;
+            const bool blob_needs = net->blobs[net->bottom_ids[li][i]]->need_grad;
             const bool forced = force_backward && l->ops->backward_cpu &&
                                 !(l->ops->is_loss && i == 1 &&
                                   strcmp(l->ops->type, "EuclideanLoss") != 0);
@@ -425,14 +423,14 @@ static void plan_backward(moka_net *net, bool force_backward)
         }
         net->need_backward[li] = need && l->ops->backward_cpu;
         for (int i = 0; i < l->num_top; i++)
-            net->blobs[net->top_ids[li][i]].need_grad = net->need_backward[li];
+            net->blobs[net->top_ids[li][i]]->need_grad = net->need_backward[li];
     }
     /* From the losses down: a layer none of whose tops reaches a loss needs no backward. */
     for (int li = net->num_layers - 1; li >= 0; li--) {
         moka_layer *l = net->layers[li];
         bool under = false;
         for (int i = 0; i < l->num_top; i++) {
-            net_blob *t = &net->blobs[net->top_ids[li][i]];
+            net_blob *t = net->blobs[net->top_ids[li][i]];
             if (l->loss_weight[i] != 0.0f) t->under_loss = true;
             under = under || t->under_loss;
         }
@@ -442,7 +440,7 @@ static void plan_backward(moka_net *net, bool force_backward)
         }
         if (net->need_backward[li])
             for (int i = 0; i < l->num_bottom; i++)
-                if (l->propagate_down[i]) net->blobs[net->bottom_ids[li][i]].under_loss = true;
+                if (l->propagate_down[i]) net->blobs[net->bottom_ids[li][i]]->under_loss = true;
         if (!net->need_backward[li])
             for (int j = 0; j < l->num_weight; j++) l->weight[j]->grad = NULL;
     }
@@ -452,8 +450,8 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
 {
     int64_t ndata = 0, ngrad = 0;
     for (int b = 0; b < net->num_blobs; b++) {
-        const int64_t n = moka_tensor_count(&net->blobs[b].t);
-        if (net->blobs[b].alias_of < 0) ndata += n;
+        const int64_t n = moka_tensor_count(&net->blobs[b]->t);
+        if (net->blobs[b]->alias_of < 0) ndata += n;
         ngrad += n;
     }
     free(net->act_data);
@@ -466,13 +464,13 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
     net->act_grad_count = ngrad;
     int64_t od = 0, og = 0;
     for (int b = 0; b < net->num_blobs; b++) {
-        net_blob *bl = &net->blobs[b];
+        net_blob *bl = net->blobs[b];
         const int64_t n = moka_tensor_count(&bl->t);
         if (bl->alias_of < 0) {
             bl->t.data = net->act_data + od;
             od += n;
         } else {
-            bl->t.data = net->blobs[bl->alias_of].t.data;
+            bl->t.data = net->blobs[bl->alias_of]->t.data;
         }
         bl->t.grad = net->act_grad + og;
         og += n;
@@ -564,7 +562,7 @@ static moka_status allocate_params(moka_net *net, const moka_net *share_from, mo
 static int cmp_output(const void *a, const void *b, void *net_)
 {
     const moka_net *net = net_;
-    return strcmp(net->blobs[*(const int *)a].name, net->blobs[*(const int *)b].name);
+    return strcmp(net->blobs[*(const int *)a]->name, net->blobs[*(const int *)b]->name);
 }
 
 static void sort_outputs(moka_net *net)
@@ -628,7 +626,7 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
 
     /* 2. Plan blob versions and count consumers. */
     for (int i = 0; i < net->num_inputs; i++)
-        plan_add(&pl, net->blobs[net->inputs[i]].name, NULL, i);
+        plan_add(&pl, net->blobs[net->inputs[i]]->name, NULL, i);
     int *consumed_version = NULL; /* per (layer, bottom): filled below */
     int total_bottoms = 0;
     for (int i = 0; i < nkept; i++) total_bottoms += moka_pt_count(kept[i], "bottom");
@@ -718,7 +716,7 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
         if (s) goto fail_cv;
         /* Tops renamed to a split top still answer to their config name. */
         for (int j = 0; j < l->num_top; j++) {
-            net_blob *b = &net->blobs[net->top_ids[li][j]];
+            net_blob *b = net->blobs[net->top_ids[li][j]];
             const char *want = moka_pt_str_at(ln, "top", j);
             if (strcmp(b->name, want) != 0) {
                 char *nn = dup_str(want);
@@ -768,7 +766,7 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             for (int i = 0; i < net->layers[li]->num_bottom; i++)
                 if (net->bottom_ids[li][i] == b) consumed = true;
         for (int c = b + 1; c < net->num_blobs; c++)
-            if (net->blobs[c].alias_of == b) superseded = true;
+            if (net->blobs[c]->alias_of == b) superseded = true;
         if (!consumed && !superseded) net->outputs[net->num_outputs++] = b;
     }
     sort_outputs(net);
@@ -801,7 +799,7 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
     }
     for (int i = 0; i < net->num_outputs; i++)
         moka_logf(MOKA_LOG_DEBUG, "net", "This network produces output %s",
-                  net->blobs[net->outputs[i]].name);
+                  net->blobs[net->outputs[i]]->name);
     moka_logf(MOKA_LOG_DEBUG, "net", "Network initialization done.");
     free(pl.v);
     free(kept);
@@ -859,7 +857,10 @@ void moka_net_free(moka_net *net)
     free(net->layers);
     free(net->bottom_ids);
     free(net->top_ids);
-    for (int b = 0; b < net->num_blobs; b++) free(net->blobs[b].name);
+    for (int b = 0; b < net->num_blobs; b++) {
+        free(net->blobs[b]->name);
+        free(net->blobs[b]);
+    }
     free(net->blobs);
     for (int i = 0; i < net->num_aux; i++) moka_pt_doc_free(net->aux_docs[i]);
     free(net->aux_docs);
@@ -969,19 +970,19 @@ bool moka_net_layer_needs_backward(const moka_net *net, int i) { return net->nee
 moka_tensor *moka_net_blob(moka_net *net, const char *name)
 {
     const int b = find_blob(net, name);
-    return b < 0 ? NULL : &net->blobs[b].t;
+    return b < 0 ? NULL : &net->blobs[b]->t;
 }
 
 int moka_net_num_outputs(const moka_net *net) { return net->num_outputs; }
 const char *moka_net_output_name(const moka_net *net, int i)
 {
-    return net->blobs[net->outputs[i]].name;
+    return net->blobs[net->outputs[i]]->name;
 }
-moka_tensor *moka_net_output(moka_net *net, int i) { return &net->blobs[net->outputs[i]].t; }
+moka_tensor *moka_net_output(moka_net *net, int i) { return &net->blobs[net->outputs[i]]->t; }
 
 float moka_net_output_loss_weight(const moka_net *net, int i)
 {
-    const net_blob *b = &net->blobs[net->outputs[i]];
+    const net_blob *b = net->blobs[net->outputs[i]];
     if (b->producer < 0) return 0.0f;
     const moka_layer *l = net->layers[b->producer];
     for (int k = 0; k < l->num_top; k++)
@@ -990,7 +991,7 @@ float moka_net_output_loss_weight(const moka_net *net, int i)
 }
 
 int moka_net_num_inputs(const moka_net *net) { return net->num_inputs; }
-moka_tensor *moka_net_input(moka_net *net, int i) { return &net->blobs[net->inputs[i]].t; }
+moka_tensor *moka_net_input(moka_net *net, int i) { return &net->blobs[net->inputs[i]]->t; }
 
 int64_t moka_net_param_count(const moka_net *net) { return net->param_count; }
 float *moka_net_param_data(moka_net *net) { return net->param_data; }
