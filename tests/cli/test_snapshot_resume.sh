@@ -107,6 +107,21 @@ if [ "$rc" -eq 0 ] && [ -n "$state" ] && grep -q "Optimization stopped early" si
 else
     echo "FAIL SIGINT: rc=$rc state=$state"; tail -5 sig.log; failures=$((failures + 1))
 fi
+# SIGHUP: default effect is a snapshot, and training goes on.
+rm -f sig_iter_*
+"$moka" train --solver=sig_solver.prototxt --threads=2 --iterations=4000 2>hup.log </dev/null &
+pid=$!
+for _ in $(seq 100); do grep -q "Iteration 10 " hup.log 2>/dev/null && break; sleep 0.1; done
+kill -HUP $pid
+wait $pid
+rc=$?
+n=$(ls sig_iter_*.caffemodel 2>/dev/null | wc -l)
+if [ "$rc" -eq 0 ] && [ "$n" -eq 2 ] && grep -q "Optimization Done" hup.log; then
+    echo "ok   SIGHUP: snapshot mid-run ($(ls sig_iter_*.caffemodel | head -1)), training finished"
+    passed=$((passed + 1))
+else
+    echo "FAIL SIGHUP: rc=$rc, $n snapshots"; tail -3 hup.log; failures=$((failures + 1))
+fi
 # --sigint_effect=none ignores it.
 "$moka" train --solver=sig_solver.prototxt --threads=2 --sigint_effect=none --iterations=3000 2>none.log </dev/null &
 pid=$!

@@ -94,5 +94,43 @@ if "$moka" train --solver=h.prototxt --threads=2 --iterations=2 2>h.log </dev/nu
 else
     bad "solver_mode: GPU"; grep -i gpu h.log
 fi
+# Nets given as train_net + net_param-style test nets, two test nets, a stage rule.
+net 32 | sed 's/include { phase: TEST }/include { phase: TEST stage: "val" }/' >staged.prototxt
+cat >multi.prototxt <<S
+train_net: "n32.prototxt"
+test_net: "staged.prototxt"
+test_net_param { name: "inline"
+  layer { name: "d" type: "IDXData" top: "data" top: "label"
+    transform_param { scale: 0.00390625 }
+    idx_data_param { images: "$data/t10k-images-idx3-ubyte.gz" labels: "$data/t10k-labels-idx1-ubyte.gz" batch_size: 50 } }
+  layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+    convolution_param { num_output: 4 kernel_size: 5 stride: 2 } }
+  layer { name: "ip" type: "InnerProduct" bottom: "conv" top: "ip" inner_product_param { num_output: 10 } }
+  layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" } }
+test_state { stage: "val" }
+test_state { }
+test_iter: 100
+test_iter: 200
+test_interval: 5
+base_lr: 0.05
+lr_policy: "fixed"
+max_iter: 5
+S
+if "$moka" train --solver=multi.prototxt --threads=2 2>multi.log </dev/null &&
+    grep -q "Testing net (#1)" multi.log; then
+    a0=$(grep -A1 "Iteration 5, Testing net (#0)" multi.log | grep -o "acc = .*")
+    a1=$(grep -A1 "Iteration 5, Testing net (#1)" multi.log | grep -o "acc = .*")
+    # Both test nets share the train weights and see all 10000 images: same accuracy.
+    if [ -n "$a0" ] && [ "$a0" = "$a1" ]; then ok "train_net + test_net + test_net_param with stages: $a0 on both"
+    else bad "test nets disagree: '$a0' vs '$a1'"; fi
+else
+    bad "multi-net solver"; tail -3 multi.log
+fi
+# Without the stage, the staged test net has no TEST data layer.
+sed -i 's/test_state { stage: "val" }/test_state { stage: "other" }/' multi.prototxt
+if ! "$moka" train --solver=multi.prototxt --threads=2 2>multi2.log </dev/null &&
+    grep -q "unknown bottom blob 'data'" multi2.log; then ok "stage rules exclude the layer when the stage is absent"
+else bad "stage rule not applied"; tail -2 multi2.log; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
