@@ -80,10 +80,13 @@ expect 1 "cannot open 'missing_net.prototxt'" -- train --solver=missingnet_solve
 expect 1 "no/such/images.gz" -- train --solver=missingdata_solver.prototxt
 expect 1 "garbage.caffemodel" -- test --model=net_ok.prototxt --weights=garbage.caffemodel --iterations=1
 expect 0 "ok (net)" -- check net_ok.prototxt
+MULTI=1 expect 0 "usage: moka train --solver=SOLVER.prototxt" -- train --help
+MULTI=1 expect 0 "usage: moka time" -- help time
+MULTI=1 expect 0 "Cores online: $(getconf _NPROCESSORS_ONLN)" -- device_query
 
 # Nothing half-written was left behind by the failures above.
 if ls | grep -E '\.(caffemodel|solverstate)\.|\.tmp' >/dev/null; then
     echo "FAIL stray temporary files: $(ls)"; failures=$((failures + 1))
 fi
-echo "$((19 - failures)) passed, $failures failed"
+echo "$((22 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]

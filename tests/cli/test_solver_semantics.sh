@@ -94,6 +94,25 @@ if "$moka" train --solver=h.prototxt --threads=2 --iterations=2 2>h.log </dev/nu
 else
     bad "solver_mode: GPU"; grep -i gpu h.log
 fi
+# average_loss N: the displayed loss is the mean of the last N iteration losses.
+solver n32.prototxt p 1 "display: 1" >p1.prototxt
+solver n32.prototxt q 1 "display: 1
+average_loss: 5" >p5.prototxt
+"$moka" train --solver=p1.prototxt --threads=2 --iterations=12 2>p1.log </dev/null
+"$moka" train --solver=p5.prototxt --threads=2 --iterations=12 2>p5.log </dev/null
+if "$py" - p1.log p5.log <<'PY'
+import re, sys
+def losses(path):
+    return [float(m.group(1)) for m in re.finditer(r"Iteration \d+ \(.*\), loss = (\S+)", open(path).read())]
+raw, smooth = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(raw) == 12 and len(smooth) == 12, (len(raw), len(smooth))
+for i in range(12):
+    window = raw[max(0, i - 4):i + 1]
+    want = sum(window) / len(window)
+    assert abs(smooth[i] - want) <= 1e-4 * max(1, abs(want)), (i, smooth[i], want)
+PY
+then ok "average_loss 5 smooths the displayed loss over the last 5 iterations"; else bad "average_loss"; fi
+
 # Nets given as train_net + net_param-style test nets, two test nets, a stage rule.
 net 32 | sed 's/include { phase: TEST }/include { phase: TEST stage: "val" }/' >staged.prototxt
 cat >multi.prototxt <<S
