@@ -98,8 +98,8 @@ static int parse_int_flag(const char *cmd, const char *name, const char *v, long
     errno = 0;
     const long x = strtol(v, &end, 10);
     if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "moka %s: --%s must be an integer in [%ld, %ld], got '%s'\n", cmd, name,
-                lo, hi, v);
+        fprintf(stderr, "moka %s: --%s must be an integer in [%ld, %ld], got '%s'\n", cmd, name, lo,
+                hi, v);
         return 2;
     }
     *out = x;
@@ -148,9 +148,12 @@ static moka_solver_action poll_signals(void *user)
 
 static int parse_effect(const char *cmd, const char *name, const char *v, moka_solver_action *out)
 {
-    if (strcmp(v, "stop") == 0) *out = MOKA_ACTION_STOP;
-    else if (strcmp(v, "snapshot") == 0) *out = MOKA_ACTION_SNAPSHOT;
-    else if (strcmp(v, "none") == 0) *out = MOKA_ACTION_NONE;
+    if (strcmp(v, "stop") == 0)
+        *out = MOKA_ACTION_STOP;
+    else if (strcmp(v, "snapshot") == 0)
+        *out = MOKA_ACTION_SNAPSHOT;
+    else if (strcmp(v, "none") == 0)
+        *out = MOKA_ACTION_NONE;
     else {
         fprintf(stderr, "moka %s: --%s must be stop, snapshot or none, got '%s'\n", cmd, name, v);
         return 2;
@@ -162,8 +165,8 @@ static int parse_effect(const char *cmd, const char *name, const char *v, moka_s
 
 static int cmd_train(int argc, char **argv)
 {
-    flag flags[] = {{"solver", NULL},        {"weights", NULL},       {"snapshot", NULL},
-                    {"iterations", NULL},    {"threads", NULL},       {"sigint_effect", NULL},
+    flag flags[] = {{"solver", NULL},       {"weights", NULL}, {"snapshot", NULL},
+                    {"iterations", NULL},   {"threads", NULL}, {"sigint_effect", NULL},
                     {"sighup_effect", NULL}};
     const char *pos[1];
     int npos;
@@ -171,13 +174,14 @@ static int cmd_train(int argc, char **argv)
     int rc = parse_flags("train", argc, argv, flags, 7, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
-        printf("usage: moka train --solver=SOLVER.prototxt [options]\n"
-               "  --weights=A.caffemodel[,B...]  initialise from weights (fine-tuning)\n"
-               "  --snapshot=X.solverstate       resume training from a snapshot\n"
-               "  --iterations=N                 override the solver's max_iter\n"
-               "  --threads=N                    CPU threads (default: all cores)\n"
-               "  --sigint_effect=stop|snapshot|none  on Ctrl-C (default stop: snapshot, then stop)\n"
-               "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n");
+        printf(
+            "usage: moka train --solver=SOLVER.prototxt [options]\n"
+            "  --weights=A.caffemodel[,B...]  initialise from weights (fine-tuning)\n"
+            "  --snapshot=X.solverstate       resume training from a snapshot\n"
+            "  --iterations=N                 override the solver's max_iter\n"
+            "  --threads=N                    CPU threads (default: all cores)\n"
+            "  --sigint_effect=stop|snapshot|none  on Ctrl-C (default stop: snapshot, then stop)\n"
+            "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n");
         return 0;
     }
     if (!flags[0].value) return usage_error("train", "%s", "--solver=FILE is required");
@@ -186,7 +190,8 @@ static int cmd_train(int argc, char **argv)
     moka_solver_opts opts = {0};
     long v;
     if (flags[3].value) {
-        if ((rc = parse_int_flag("train", "iterations", flags[3].value, 1, 2000000000L, &v))) return rc;
+        if ((rc = parse_int_flag("train", "iterations", flags[3].value, 1, 2000000000L, &v)))
+            return rc;
         opts.max_iter = v;
     }
     if (flags[4].value) {
@@ -194,9 +199,11 @@ static int cmd_train(int argc, char **argv)
         opts.threads = (int)v;
     }
     signal_policy pol = {MOKA_ACTION_STOP, MOKA_ACTION_SNAPSHOT};
-    if (flags[5].value && (rc = parse_effect("train", "sigint_effect", flags[5].value, &pol.on_int)))
+    if (flags[5].value &&
+        (rc = parse_effect("train", "sigint_effect", flags[5].value, &pol.on_int)))
         return rc;
-    if (flags[6].value && (rc = parse_effect("train", "sighup_effect", flags[6].value, &pol.on_hup)))
+    if (flags[6].value &&
+        (rc = parse_effect("train", "sighup_effect", flags[6].value, &pol.on_hup)))
         return rc;
     opts.action = poll_signals;
     opts.action_user = &pol;
@@ -239,9 +246,11 @@ static int cmd_test(int argc, char **argv)
     }
     if (!flags[0].value) return usage_error("test", "%s", "--model=FILE is required");
     long iters = 50, threads = 0;
-    if (flags[2].value && (rc = parse_int_flag("test", "iterations", flags[2].value, 1, 1000000000L, &iters)))
+    if (flags[2].value &&
+        (rc = parse_int_flag("test", "iterations", flags[2].value, 1, 1000000000L, &iters)))
         return rc;
-    if (flags[3].value && (rc = parse_int_flag("test", "threads", flags[3].value, 1, 4096, &threads)))
+    if (flags[3].value &&
+        (rc = parse_int_flag("test", "threads", flags[3].value, 1, 4096, &threads)))
         return rc;
     if (!flags[1].value)
         moka_logf(MOKA_LOG_WARN, "test", "no --weights given: testing freshly initialised weights");
@@ -324,13 +333,16 @@ static int cmd_time(int argc, char **argv)
     }
     if (!flags[0].value) return usage_error("time", "%s", "--model=FILE is required");
     long iters = 50, threads = 0;
-    if (flags[1].value && (rc = parse_int_flag("time", "iterations", flags[1].value, 1, 1000000000L, &iters)))
+    if (flags[1].value &&
+        (rc = parse_int_flag("time", "iterations", flags[1].value, 1, 1000000000L, &iters)))
         return rc;
-    if (flags[2].value && (rc = parse_int_flag("time", "threads", flags[2].value, 1, 4096, &threads)))
+    if (flags[2].value &&
+        (rc = parse_int_flag("time", "threads", flags[2].value, 1, 4096, &threads)))
         return rc;
     moka_net_state st = {MOKA_TRAIN, 0, 0, NULL};
     if (flags[3].value) {
-        if (strcmp(flags[3].value, "TEST") == 0) st.phase = MOKA_TEST;
+        if (strcmp(flags[3].value, "TEST") == 0)
+            st.phase = MOKA_TEST;
         else if (strcmp(flags[3].value, "TRAIN") != 0)
             return usage_error("time", "--phase must be TRAIN or TEST, got '%s'", flags[3].value);
     }
@@ -342,7 +354,8 @@ static int cmd_time(int argc, char **argv)
     moka_net *net;
     if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err)) return fail("time", &err);
     const int nl = moka_net_num_layers(net);
-    double *fwd = calloc((size_t)nl + 1, sizeof(double)), *bwd = calloc((size_t)nl + 1, sizeof(double));
+    double *fwd = calloc((size_t)nl + 1, sizeof(double)),
+           *bwd = calloc((size_t)nl + 1, sizeof(double));
     moka_logf(MOKA_LOG_INFO, "time", "Performing Forward (%d threads)", used);
     float loss;
     moka_status s = moka_net_forward(net, &loss, &err);
@@ -374,12 +387,15 @@ static int cmd_time(int argc, char **argv)
         for (int l = 0; l < nl; l++) {
             moka_logf(MOKA_LOG_INFO, "time", "%10s\tforward: %.5f ms.", moka_net_layer_name(net, l),
                       fwd[l] / (double)iters);
-            moka_logf(MOKA_LOG_INFO, "time", "%10s\tbackward: %.5f ms.", moka_net_layer_name(net, l),
-                      bwd[l] / (double)iters);
+            moka_logf(MOKA_LOG_INFO, "time", "%10s\tbackward: %.5f ms.",
+                      moka_net_layer_name(net, l), bwd[l] / (double)iters);
         }
-        moka_logf(MOKA_LOG_INFO, "time", "Average Forward pass: %.5f ms.", total_fwd / (double)iters);
-        moka_logf(MOKA_LOG_INFO, "time", "Average Backward pass: %.5f ms.", total_bwd / (double)iters);
-        moka_logf(MOKA_LOG_INFO, "time", "Average Forward-Backward: %.5f ms.", t_total / (double)iters);
+        moka_logf(MOKA_LOG_INFO, "time", "Average Forward pass: %.5f ms.",
+                  total_fwd / (double)iters);
+        moka_logf(MOKA_LOG_INFO, "time", "Average Backward pass: %.5f ms.",
+                  total_bwd / (double)iters);
+        moka_logf(MOKA_LOG_INFO, "time", "Average Forward-Backward: %.5f ms.",
+                  t_total / (double)iters);
         moka_logf(MOKA_LOG_INFO, "time", "Total Time: %.3f ms.", t_total);
         moka_logf(MOKA_LOG_INFO, "time", "*** Benchmark ends ***");
     }
@@ -395,7 +411,8 @@ static int cmd_device_query(int argc, char **argv)
 {
     (void)argv;
     if (argc > 0) {
-        printf("usage: moka device_query\nPrints the CPU model, its ISA extensions and core count.\n");
+        printf(
+            "usage: moka device_query\nPrints the CPU model, its ISA extensions and core count.\n");
         return strcmp(argv[0], "--help") == 0 ? 0 : 2;
     }
     char model[256] = "unknown", flags_line[8192] = "";
@@ -408,13 +425,14 @@ static int cmd_device_query(int argc, char **argv)
                 if (c) snprintf(model, sizeof model, "%s", c + 2);
                 model[strcspn(model, "\n")] = '\0';
             }
-            if (strncmp(line, "flags", 5) == 0 && !flags_line[0]) snprintf(flags_line, sizeof flags_line, "%s", line);
+            if (strncmp(line, "flags", 5) == 0 && !flags_line[0])
+                snprintf(flags_line, sizeof flags_line, "%s", line);
         }
         fclose(f);
     }
-    static const char *const isa[] = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw",
-                                      "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile",
-                                      "amx_bf16", "amx_int8"};
+    static const char *const isa[] = {"sse4_2",      "avx",      "avx2",     "fma",
+                                      "avx512f",     "avx512bw", "avx512vl", "avx512_vnni",
+                                      "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"};
     printf("CPU: %s\n", model);
     printf("Cores online: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     printf("ISA extensions:");
@@ -454,7 +472,8 @@ static int cmd_check(int argc, char **argv)
         /* Neither: report the reading that got further (a net file fails the solver schema on
          * its first line and the reverse), or the file error. */
         const moka_err *e = &net_err;
-        if (ns == MOKA_ERR_IO) e = &net_err;
+        if (ns == MOKA_ERR_IO)
+            e = &net_err;
         else {
             const char *a = strchr(net_err.msg, ':'), *b = strchr(solver_err.msg, ':');
             const long la = a ? strtol(a + 1, NULL, 10) : 0, lb = b ? strtol(b + 1, NULL, 10) : 0;

@@ -26,7 +26,8 @@ moka_status moka_layer_create(const moka_pt_node *cfg, const moka_ctx *ctx, moka
     if (!ops && moka_layer_is_caffe_type(type))
         return moka_pt_errf(err, MOKA_ERR_UNSUPPORTED, moka_pt_node_at(cfg, "type", 0),
                             "layer '%s': Caffe layer type '%s' is not supported by moka yet "
-                            "(supported: %s)", name, type, moka_layer_type_list());
+                            "(supported: %s)",
+                            name, type, moka_layer_type_list());
     if (!ops)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(cfg, "type", 0),
                             "layer '%s': unknown layer type '%s' (known: %s)", name, type,
@@ -34,8 +35,9 @@ moka_status moka_layer_create(const moka_pt_node *cfg, const moka_ctx *ctx, moka
     const int nb = moka_pt_count(cfg, "bottom"), nt = moka_pt_count(cfg, "top");
     if (nb < ops->min_bottom || (ops->max_bottom >= 0 && nb > ops->max_bottom)) {
         if (ops->min_bottom == ops->max_bottom)
-            return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg, "layer '%s' (%s) takes %d bottom(s), got %d",
-                                name, type, ops->min_bottom, nb);
+            return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg,
+                                "layer '%s' (%s) takes %d bottom(s), got %d", name, type,
+                                ops->min_bottom, nb);
         if (ops->max_bottom < 0)
             return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg,
                                 "layer '%s' (%s) takes at least %d bottom(s), got %d", name, type,
@@ -49,8 +51,9 @@ moka_status moka_layer_create(const moka_pt_node *cfg, const moka_ctx *ctx, moka
             return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg,
                                 "layer '%s' (%s) takes at least %d top(s), got %d", name, type,
                                 ops->min_top, nt);
-        return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg, "layer '%s' (%s) takes %d to %d tops, got %d",
-                            name, type, ops->min_top, ops->max_top, nt);
+        return moka_pt_errf(err, MOKA_ERR_CONFIG, cfg,
+                            "layer '%s' (%s) takes %d to %d tops, got %d", name, type, ops->min_top,
+                            ops->max_top, nt);
     }
     moka_layer *l = calloc(1, sizeof *l);
     if (!l) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory creating layer '%s'", name);

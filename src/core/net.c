@@ -5,7 +5,8 @@
  *   1. filter layers by the NetState (include/exclude rules: phase, min/max_level, stage,
  *      not_stage);
  *   2. find blob versions and their consumers; where a version feeds several layers, insert a
- *      Split layer ("<blob>_<producer>_<top>_split", tops "..._split_<k>"), as Caffe's InsertSplits;
+ *      Split layer ("<blob>_<producer>_<top>_split", tops "..._split_<k>"), as Caffe's
+ * InsertSplits;
  *   3. create and set up every layer in order, shape-infer (reshape), declare weights;
  *   4. resolve `param { name }` sharing and the share_from net (test nets use the train weights);
  *   5. find which layers need backward (from loss tops down, and from parameters up);
@@ -37,15 +38,16 @@ struct moka_net {
     char *name;
     const moka_ctx *ctx;
     moka_phase phase;
-    moka_pt_doc *doc;        /* owned when created from a file or text */
-    moka_pt_doc **aux_docs;  /* Split layers' configs */
+    moka_pt_doc *doc;       /* owned when created from a file or text */
+    moka_pt_doc **aux_docs; /* Split layers' configs */
     int num_aux;
     int num_layers;
     moka_layer **layers;
     int **bottom_ids, **top_ids; /* blob indices per layer */
     bool *need_backward;
     int num_blobs, cap_blobs;
-    net_blob **blobs; /* each allocated on its own, so tensor pointers stay put as blobs are added */
+    net_blob *
+        *blobs; /* each allocated on its own, so tensor pointers stay put as blobs are added */
     int *outputs, num_outputs;
     int *inputs, num_inputs;
     moka_net_param *params;
@@ -223,7 +225,8 @@ static moka_status wire_layer(moka_net *net, int li, const char *const *bottom_n
         if (b < 0)
             return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(l->cfg, "bottom", i),
                                 "layer '%s': unknown bottom blob '%s' (no earlier layer produces "
-                                "it in this phase)", l->name, bottom_names[i]);
+                                "it in this phase)",
+                                l->name, bottom_names[i]);
         net->bottom_ids[li][i] = b;
         l->bottom[i] = &net->blobs[b]->t;
     }
@@ -314,7 +317,8 @@ static void log_layer_shapes(const moka_net *net, int li)
     char buf[160];
     moka_logf(MOKA_LOG_DEBUG, "net", "Setting up %s", l->name);
     for (int i = 0; i < l->num_top; i++) {
-        moka_logf(MOKA_LOG_DEBUG, "net", "Top shape: %s", moka_tensor_shape_str(l->top[i], buf, sizeof buf));
+        moka_logf(MOKA_LOG_DEBUG, "net", "Top shape: %s",
+                  moka_tensor_shape_str(l->top[i], buf, sizeof buf));
         if (l->loss_weight[i] != 0.0f)
             moka_logf(MOKA_LOG_DEBUG, "net", "    with loss weight %g", l->loss_weight[i]);
     }
@@ -348,7 +352,8 @@ static moka_status setup_layer(moka_net *net, int li, moka_err *err)
         if (!wi->fill.learnable && wi->lr_mult != 0.0f)
             return moka_pt_errf(err, MOKA_ERR_CONFIG, ps,
                                 "layer '%s': blob %d (%s) holds running statistics and cannot "
-                                "have lr_mult %g", l->name, j, wi->name, wi->lr_mult);
+                                "have lr_mult %g",
+                                l->name, j, wi->name, wi->lr_mult);
         const char *nm = moka_pt_str(ps, "name");
         if (nm[0]) {
             wi->share_name = dup_str(nm);
@@ -377,18 +382,21 @@ static moka_status resolve_sharing(moka_net *net, moka_err *err)
                         ow->ndim != wi->ndim ||
                         memcmp(ow->shape, wi->shape, (size_t)wi->ndim * sizeof(int64_t)) != 0) {
                         char a[128], b[128];
-                        return moka_pt_errf(err, MOKA_ERR_SHAPE, moka_pt_node_at(l->cfg, "param", j),
-                                            "layer '%s': shared parameter '%s' has shape %s here but "
-                                            "%s in layer '%s'", l->name, wi->share_name,
-                                            moka_tensor_shape_str(l->weight[j], a, sizeof a),
-                                            moka_tensor_shape_str(o->weight[k], b, sizeof b), o->name);
+                        return moka_pt_errf(
+                            err, MOKA_ERR_SHAPE, moka_pt_node_at(l->cfg, "param", j),
+                            "layer '%s': shared parameter '%s' has shape %s here but "
+                            "%s in layer '%s'",
+                            l->name, wi->share_name,
+                            moka_tensor_shape_str(l->weight[j], a, sizeof a),
+                            moka_tensor_shape_str(o->weight[k], b, sizeof b), o->name);
                     }
                     if (moka_pt_has(moka_pt_msg_at(l->cfg, "param", j), "lr_mult") &&
                         wi->lr_mult != ow->lr_mult)
-                        return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(l->cfg, "param", j),
-                                            "layer '%s': shared parameter '%s' has lr_mult %g here "
-                                            "but %g in layer '%s'", l->name, wi->share_name,
-                                            wi->lr_mult, ow->lr_mult, o->name);
+                        return moka_pt_errf(
+                            err, MOKA_ERR_CONFIG, moka_pt_node_at(l->cfg, "param", j),
+                            "layer '%s': shared parameter '%s' has lr_mult %g here "
+                            "but %g in layer '%s'",
+                            l->name, wi->share_name, wi->lr_mult, ow->lr_mult, o->name);
                     wi->owner_layer = lk;
                     wi->owner_index = k;
                     wi->lr_mult = ow->lr_mult;
@@ -413,11 +421,11 @@ static void plan_backward(moka_net *net, bool force_backward)
         }
         for (int i = 0; i < l->num_bottom; i++) {
             const bool pd = i >= moka_pt_count(l->cfg, "propagate_down") ||
-                             moka_pt_int_at(l->cfg, "propagate_down", i) != 0;
+                            moka_pt_int_at(l->cfg, "propagate_down", i) != 0;
             const bool blob_needs = net->blobs[net->bottom_ids[li][i]]->need_grad;
-            const bool forced = force_backward && l->ops->backward_cpu &&
-                                !(l->ops->is_loss && i == 1 &&
-                                  strcmp(l->ops->type, "EuclideanLoss") != 0);
+            const bool forced =
+                force_backward && l->ops->backward_cpu &&
+                !(l->ops->is_loss && i == 1 && strcmp(l->ops->type, "EuclideanLoss") != 0);
             l->propagate_down[i] = pd && l->ops->backward_cpu && (blob_needs || forced);
             need = need || l->propagate_down[i];
         }
@@ -521,7 +529,8 @@ static moka_status allocate_params(moka_net *net, const moka_net *share_from, mo
     net->param_data = calloc((size_t)(total ? total : 1), sizeof(float));
     net->param_grad = calloc((size_t)(total ? total : 1), sizeof(float));
     if (!net->params || !net->param_data || !net->param_grad)
-        return moka_errf(err, MOKA_ERR_NOMEM, "out of memory for %lld parameters", (long long)total);
+        return moka_errf(err, MOKA_ERR_NOMEM, "out of memory for %lld parameters",
+                         (long long)total);
     net->param_count = total;
     int64_t off = 0;
     for (int li = 0; li < net->num_layers; li++) {
@@ -533,8 +542,8 @@ static moka_status allocate_params(moka_net *net, const moka_net *share_from, mo
             const int64_t n = moka_tensor_count(w);
             w->data = net->param_data + off;
             w->grad = wi->fill.learnable ? net->param_grad + off : NULL;
-            net->params[net->num_params++] = (moka_net_param){li, j, off, n, wi->lr_mult,
-                                                              wi->decay_mult, wi->fill.learnable};
+            net->params[net->num_params++] =
+                (moka_net_param){li, j, off, n, wi->lr_mult, wi->decay_mult, wi->fill.learnable};
             moka_rng rng;
             moka_rng_seed(&rng, net->ctx->seed, moka_rng_hash(l->name) * 31 + (uint64_t)j);
             if (wi->fill.filler) {
@@ -589,7 +598,8 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
     for (int i = 0; i < st.num_stages && nst < 64; i++) stages[nst++] = st.stages[i];
     for (int i = 0; i < moka_pt_count(fs, "stage") && nst < 64; i++)
         stages[nst++] = moka_pt_str_at(fs, "stage", i);
-    if (moka_pt_has(fs, "level") && !(state_in && state_in->level)) st.level = (int)moka_pt_int(fs, "level");
+    if (moka_pt_has(fs, "level") && !(state_in && state_in->level))
+        st.level = (int)moka_pt_int(fs, "level");
     st.stages = stages;
     st.num_stages = nst;
 
@@ -643,7 +653,8 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             if (v < 0) {
                 s = moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(ln, "bottom", j),
                                  "layer '%s': unknown bottom blob '%s' (no earlier layer "
-                                 "produces it in this phase)", moka_pt_str(ln, "name"), bn);
+                                 "produces it in this phase)",
+                                 moka_pt_str(ln, "name"), bn);
                 free(consumed_version);
                 goto fail;
             }
@@ -671,11 +682,13 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             s = make_split(net, pv->name, "input", vi, pv->consumers, &sl, err);
             if (s) goto fail_cv;
             s = push_layer(net, sl, err);
-            if (s) { moka_layer_free(sl); goto fail_cv; }
+            if (s) {
+                moka_layer_free(sl);
+                goto fail_cv;
+            }
             pv->split_index = net->num_layers - 1;
             bnames[0] = pv->name;
-            for (int k = 0; k < pv->consumers; k++)
-                tnames[k] = moka_pt_str_at(sl->cfg, "top", k);
+            for (int k = 0; k < pv->consumers; k++) tnames[k] = moka_pt_str_at(sl->cfg, "top", k);
             s = wire_layer(net, net->num_layers - 1, bnames, tnames, err);
             if (s) goto fail_cv;
             s = setup_layer(net, net->num_layers - 1, err);
@@ -688,7 +701,10 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
         s = moka_layer_create(ln, ctx, st.phase, net->num_layers, &l, err);
         if (s) goto fail_cv;
         s = push_layer(net, l, err);
-        if (s) { moka_layer_free(l); goto fail_cv; }
+        if (s) {
+            moka_layer_free(l);
+            goto fail_cv;
+        }
         const int li = net->num_layers - 1;
         if (l->num_bottom > 64 || l->num_top > 64) {
             s = moka_layer_errf(l, err, MOKA_ERR_UNSUPPORTED, "more than 64 bottoms or tops");
@@ -698,8 +714,9 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             plan_version *pv = &pl.v[consumed_version[bi]];
             if (pv->split_index >= 0) {
                 /* Consumers take the split's tops in order. */
-                snprintf(split_names[j], sizeof split_names[j], "%s",
-                         moka_pt_str_at(net->layers[pv->split_index]->cfg, "top", pv->next_consumer++));
+                snprintf(
+                    split_names[j], sizeof split_names[j], "%s",
+                    moka_pt_str_at(net->layers[pv->split_index]->cfg, "top", pv->next_consumer++));
                 bnames[j] = split_names[j];
             } else {
                 bnames[j] = moka_pt_str_at(ln, "bottom", j);
@@ -709,7 +726,8 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             tnames[j] = moka_pt_str_at(ln, "top", j);
             /* In place on a split top: keep the split top's name for the data alias. */
             for (int k = 0; k < l->num_bottom; k++)
-                if (strcmp(tnames[j], moka_pt_str_at(ln, "bottom", k)) == 0 && bnames[k] != tnames[j])
+                if (strcmp(tnames[j], moka_pt_str_at(ln, "bottom", k)) == 0 &&
+                    bnames[k] != tnames[j])
                     tnames[j] = bnames[k];
         }
         s = wire_layer(net, li, bnames, tnames, err);
@@ -720,7 +738,10 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
             const char *want = moka_pt_str_at(ln, "top", j);
             if (strcmp(b->name, want) != 0) {
                 char *nn = dup_str(want);
-                if (!nn) { s = moka_errf(err, MOKA_ERR_NOMEM, "out of memory"); goto fail_cv; }
+                if (!nn) {
+                    s = moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
+                    goto fail_cv;
+                }
                 free(b->name);
                 b->name = nn;
             }
@@ -735,7 +756,10 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
                 s = make_split(net, pv->name, l->name, j, pv->consumers, &sl, err);
                 if (s) goto fail_cv;
                 s = push_layer(net, sl, err);
-                if (s) { moka_layer_free(sl); goto fail_cv; }
+                if (s) {
+                    moka_layer_free(sl);
+                    goto fail_cv;
+                }
                 pv->split_index = net->num_layers - 1;
                 const char *sb[1] = {pv->name};
                 const char *stn[64];
@@ -775,7 +799,10 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
         if (strcmp(net->layers[li]->ops->type, "Input") == 0)
             for (int i = 0; i < net->layers[li]->num_top; i++) {
                 int *in = realloc(net->inputs, (size_t)(net->num_inputs + 1) * sizeof(int));
-                if (!in) { s = moka_errf(err, MOKA_ERR_NOMEM, "out of memory"); goto fail; }
+                if (!in) {
+                    s = moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
+                    goto fail;
+                }
                 net->inputs = in;
                 net->inputs[net->num_inputs++] = net->top_ids[li][i];
             }
@@ -789,7 +816,8 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
      * again: clear once more so layers skip work nobody uses. */
     for (int li = 0; li < net->num_layers; li++)
         if (!net->need_backward[li])
-            for (int j = 0; j < net->layers[li]->num_weight; j++) net->layers[li]->weight[j]->grad = NULL;
+            for (int j = 0; j < net->layers[li]->num_weight; j++)
+                net->layers[li]->weight[j]->grad = NULL;
     s = allocate_activations(net, err);
     if (s) goto fail;
     /* Second reshape: now every buffer exists, layers may size private buffers for real. */

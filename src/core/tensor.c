@@ -48,6 +48,7 @@ char *moka_tensor_shape_str(const moka_tensor *t, char *buf, int nbytes)
     buf[0] = '\0';
     for (int i = 0; i < t->ndim && n < nbytes; i++)
         n += snprintf(buf + n, (size_t)(nbytes - n), "%lld ", (long long)t->shape[i]);
-    if (n < nbytes) snprintf(buf + n, (size_t)(nbytes - n), "(%lld)", (long long)moka_tensor_count(t));
+    if (n < nbytes)
+        snprintf(buf + n, (size_t)(nbytes - n), "(%lld)", (long long)moka_tensor_count(t));
     return buf;
 }

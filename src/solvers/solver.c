@@ -88,8 +88,8 @@ static moka_status read_hparams(moka_solver *s, moka_err *err)
     hp->type = moka_pt_str(sp, "type");
     /* The deprecated solver_type enum names the same solvers. */
     if (moka_pt_has(sp, "solver_type")) {
-        static const char *const names[] = {"SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta",
-                                            "Adam"};
+        static const char *const names[] = {"SGD",     "Nesterov", "AdaGrad",
+                                            "RMSProp", "AdaDelta", "Adam"};
         const int64_t t = moka_pt_int(sp, "solver_type");
         if (t >= 0 && t < 6) hp->type = names[t];
     }
@@ -97,19 +97,22 @@ static moka_status read_hparams(moka_solver *s, moka_err *err)
     if (!s->rule)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(sp, "type", 0),
                             "unknown solver type '%s' (known: SGD, Nesterov, AdaGrad, RMSProp, "
-                            "AdaDelta, Adam)", hp->type);
+                            "AdaDelta, Adam)",
+                            hp->type);
     hp->lr_policy = moka_pt_str(sp, "lr_policy");
     if (!hp->lr_policy[0])
-        return moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "lr_policy is required (fixed, step, exp, "
+        return moka_pt_errf(err, MOKA_ERR_CONFIG, sp,
+                            "lr_policy is required (fixed, step, exp, "
                             "inv, multistep, poly, sigmoid)");
-    static const char *const policies[] = {"fixed", "step", "exp", "inv", "multistep", "poly",
-                                           "sigmoid"};
+    static const char *const policies[] = {"fixed",     "step", "exp",    "inv",
+                                           "multistep", "poly", "sigmoid"};
     bool known = false;
     for (int i = 0; i < 7; i++) known = known || strcmp(hp->lr_policy, policies[i]) == 0;
     if (!known)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(sp, "lr_policy", 0),
                             "unknown lr_policy '%s' (known: fixed, step, exp, inv, multistep, "
-                            "poly, sigmoid)", hp->lr_policy);
+                            "poly, sigmoid)",
+                            hp->lr_policy);
     hp->base_lr = (float)moka_pt_float(sp, "base_lr");
     hp->gamma = (float)moka_pt_float(sp, "gamma");
     hp->power = (float)moka_pt_float(sp, "power");
@@ -132,7 +135,8 @@ static moka_status read_hparams(moka_solver *s, moka_err *err)
     hp->num_stepvalue = moka_pt_count(sp, "stepvalue");
     s->stepvalues = calloc((size_t)hp->num_stepvalue + 1, sizeof(int64_t));
     if (!s->stepvalues) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < hp->num_stepvalue; i++) s->stepvalues[i] = moka_pt_int_at(sp, "stepvalue", i);
+    for (int i = 0; i < hp->num_stepvalue; i++)
+        s->stepvalues[i] = moka_pt_int_at(sp, "stepvalue", i);
     hp->stepvalue = s->stepvalues;
     s->max_iter = moka_pt_int(sp, "max_iter");
     if (s->opts.max_iter > 0) s->max_iter = s->opts.max_iter;
@@ -178,11 +182,12 @@ static moka_status build_nets(moka_solver *s, moka_err *err)
     const char *path = moka_pt_has(sp, "net")         ? moka_pt_str(sp, "net")
                        : moka_pt_has(sp, "train_net") ? moka_pt_str(sp, "train_net")
                                                       : NULL;
-    const moka_pt_node *inl = moka_pt_has(sp, "net_param")         ? moka_pt_msg(sp, "net_param")
-                              : moka_pt_has(sp, "train_net_param") ? moka_pt_msg(sp, "train_net_param")
-                                                                   : NULL;
-    moka_logf(MOKA_LOG_INFO, "solver", "Creating training net %s%s", path ? "from net file " : "specified in net_param",
-              path ? path : "");
+    const moka_pt_node *inl = moka_pt_has(sp, "net_param") ? moka_pt_msg(sp, "net_param")
+                              : moka_pt_has(sp, "train_net_param")
+                                  ? moka_pt_msg(sp, "train_net_param")
+                                  : NULL;
+    moka_logf(MOKA_LOG_INFO, "solver", "Creating training net %s%s",
+              path ? "from net file " : "specified in net_param", path ? path : "");
     MOKA_TRY(build_net(s, path, inl, &st, NULL, 0, &s->net, err));
 
     /* Test nets: test_net files, test_net_param, then the general net once per remaining
@@ -195,25 +200,29 @@ static moka_status build_nets(moka_solver *s, moka_err *err)
     if (n_iter != total && !(total == 0 && n_iter == 0))
         return moka_pt_errf(err, MOKA_ERR_CONFIG, sp,
                             "test_iter must be given once per test net: %d test net(s), %d "
-                            "test_iter value(s)", total, n_iter);
+                            "test_iter value(s)",
+                            total, n_iter);
     if (total > MAX_TEST_NETS)
         return moka_pt_errf(err, MOKA_ERR_UNSUPPORTED, sp, "more than %d test nets", MAX_TEST_NETS);
     const int n_state = moka_pt_count(sp, "test_state");
     if (n_state && n_state != total)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(sp, "test_state", 0),
-                            "test_state must be given once per test net (%d) or not at all",
-                            total);
-    if (total > 0 && s->test_interval <= 0)
-        s->test_interval = 0;
+                            "test_state must be given once per test net (%d) or not at all", total);
+    if (total > 0 && s->test_interval <= 0) s->test_interval = 0;
     for (int i = 0; i < total; i++) {
-        state_from_node(n_state ? moka_pt_msg_at(sp, "test_state", i) : moka_pt_msg(sp, "test_state"),
+        state_from_node(n_state ? moka_pt_msg_at(sp, "test_state", i)
+                                : moka_pt_msg(sp, "test_state"),
                         MOKA_TEST, &st, stages, 64);
         const char *tp = NULL;
         const moka_pt_node *tn = NULL;
-        if (i < n_file) tp = moka_pt_str_at(sp, "test_net", i);
-        else if (i < n_file + n_param) tn = moka_pt_msg_at(sp, "test_net_param", i - n_file);
-        else if (path) tp = path;
-        else tn = inl;
+        if (i < n_file)
+            tp = moka_pt_str_at(sp, "test_net", i);
+        else if (i < n_file + n_param)
+            tn = moka_pt_msg_at(sp, "test_net_param", i - n_file);
+        else if (path)
+            tp = path;
+        else
+            tn = inl;
         moka_logf(MOKA_LOG_INFO, "solver", "Creating test net (#%d) specified by %s", i,
                   tp ? tp : "net_param");
         s->test_iter[i] = moka_pt_int_at(sp, "test_iter", i);
@@ -233,16 +242,20 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     moka_solver *s = calloc(1, sizeof *s);
     if (!s) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     if (opts) s->opts = *opts;
-    moka_status st = moka_pt_parse_file(solver_path, &caffe__solver_parameter__descriptor, &s->doc, err);
+    moka_status st =
+        moka_pt_parse_file(solver_path, &caffe__solver_parameter__descriptor, &s->doc, err);
     if (st) goto fail;
     s->sp = moka_pt_root(s->doc);
     moka_ctx_init(&s->ctx);
     s->ctx.threads = s->opts.threads;
-    if (moka_pt_int(s->sp, "random_seed") >= 0) s->ctx.seed = (uint64_t)moka_pt_int(s->sp, "random_seed");
+    if (moka_pt_int(s->sp, "random_seed") >= 0)
+        s->ctx.seed = (uint64_t)moka_pt_int(s->sp, "random_seed");
     const int threads = moka_ctx_apply_threads(&s->ctx);
     if (strcmp(moka_pt_str(s->sp, "solver_mode"), "GPU") == 0)
-        moka_logf(MOKA_LOG_WARN, "solver", "solver_mode: GPU requested, but this build of moka has "
-                  "no usable GPU; training on the CPU (%d threads)", threads);
+        moka_logf(MOKA_LOG_WARN, "solver",
+                  "solver_mode: GPU requested, but this build of moka has "
+                  "no usable GPU; training on the CPU (%d threads)",
+                  threads);
     st = read_hparams(s, err);
     if (st) goto fail;
     st = build_nets(s, err);
@@ -303,7 +316,8 @@ static void update_smoothed_loss(moka_solver *s, float loss, int64_t start_iter)
 {
     if (s->num_losses < s->average_loss) {
         s->losses[s->num_losses++] = loss;
-        s->smoothed_loss = (s->smoothed_loss * (float)(s->num_losses - 1) + loss) / (float)s->num_losses;
+        s->smoothed_loss =
+            (s->smoothed_loss * (float)(s->num_losses - 1) + loss) / (float)s->num_losses;
     } else {
         const int64_t idx = (s->iter - start_iter) % s->average_loss;
         s->smoothed_loss += (loss - s->losses[idx]) / (float)s->average_loss;
@@ -314,7 +328,8 @@ static void update_smoothed_loss(moka_solver *s, float loss, int64_t start_iter)
 static void apply_update(moka_solver *s, bool display)
 {
     const float rate = moka_lr_rate(&s->hp, s->iter, &s->current_step);
-    if (display) moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, lr = %g", (long long)s->iter, rate);
+    if (display)
+        moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, lr = %g", (long long)s->iter, rate);
     float *data = moka_net_param_data(s->net), *diff = moka_net_param_grad(s->net);
     const int64_t count = moka_net_param_count(s->net);
     moka_update_clip(&s->hp, s->slots, s->num_slots, diff);
@@ -324,7 +339,8 @@ static void apply_update(moka_solver *s, bool display)
         float *d = data + sl->offset, *g = diff + sl->offset;
         moka_update_normalize(&s->hp, sl, diff);
         moka_update_regularize(&s->hp, sl, data, diff);
-        for (int h = 0; h < s->rule->num_history; h++) hist[h] = s->history + h * count + sl->offset;
+        for (int h = 0; h < s->rule->num_history; h++)
+            hist[h] = s->history + h * count + sl->offset;
         s->rule->compute(&s->hp, s->iter, rate * sl->lr_mult, sl->count, g, hist);
         const int64_t n = sl->count;
 #pragma omp parallel for schedule(static)
@@ -341,8 +357,9 @@ static void log_outputs(moka_net *net, const char *which, const float *values)
         for (int64_t k = 0; k < moka_tensor_count(t); k++, idx++) {
             const float v = values ? values[idx] : t->data[k];
             if (lw != 0.0f)
-                moka_logf(MOKA_LOG_INFO, "solver", "    %s net output #%d: %s = %g (* %g = %g loss)",
-                          which, idx, moka_net_output_name(net, o), v, lw, lw * v);
+                moka_logf(MOKA_LOG_INFO, "solver",
+                          "    %s net output #%d: %s = %g (* %g = %g loss)", which, idx,
+                          moka_net_output_name(net, o), v, lw, lw * v);
             else
                 moka_logf(MOKA_LOG_INFO, "solver", "    %s net output #%d: %s = %g", which, idx,
                           moka_net_output_name(net, o), v);
@@ -355,7 +372,8 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
     moka_net *tn = s->test_nets[id];
     moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, Testing net (#%d)", (long long)s->iter, id);
     int total = 0;
-    for (int o = 0; o < moka_net_num_outputs(tn); o++) total += (int)moka_tensor_count(moka_net_output(tn, o));
+    for (int o = 0; o < moka_net_num_outputs(tn); o++)
+        total += (int)moka_tensor_count(moka_net_output(tn, o));
     float *sc = realloc(s->scores, (size_t)(total + 1) * sizeof(float));
     if (!sc) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     s->scores = sc;
@@ -427,13 +445,15 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
         }
         loss /= (float)s->hp.iter_size;
         if (!isfinite(loss))
-            moka_logf(MOKA_LOG_WARN, "solver", "Iteration %lld: loss is %g", (long long)s->iter, loss);
+            moka_logf(MOKA_LOG_WARN, "solver", "Iteration %lld: loss is %g", (long long)s->iter,
+                      loss);
         update_smoothed_loss(s, loss, start_iter);
         if (display) {
             const double now = now_s(), lapse = now - t_last;
             const double per_s = (double)(s->iter - last_iter) / (lapse > 0 ? lapse : 1);
-            moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld (%g iter/s, %.3fs/%lld iters), loss = %g",
-                      (long long)s->iter, per_s, lapse, (long long)s->display, s->smoothed_loss);
+            moka_logf(MOKA_LOG_INFO, "solver",
+                      "Iteration %lld (%g iter/s, %.3fs/%lld iters), loss = %g", (long long)s->iter,
+                      per_s, lapse, (long long)s->display, s->smoothed_loss);
             t_last = now;
             last_iter = s->iter;
             log_outputs(s->net, "Train", NULL);
@@ -450,7 +470,8 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
     }
     const double elapsed = now_s() - t_start;
     const int64_t done = s->iter - start_iter;
-    s->images_per_s = elapsed > 0 ? (double)(done * s->hp.iter_size * moka_net_batch_size(s->net)) / elapsed : 0;
+    s->images_per_s =
+        elapsed > 0 ? (double)(done * s->hp.iter_size * moka_net_batch_size(s->net)) / elapsed : 0;
     return MOKA_OK;
 }
 
@@ -460,7 +481,8 @@ moka_status moka_solver_solve(moka_solver *s, moka_err *err)
     moka_logf(MOKA_LOG_INFO, "solver", "Learning Rate Policy: %s", s->hp.lr_policy);
     s->stopped_early = false;
     MOKA_TRY(moka_solver_step(s, s->max_iter - s->iter, err));
-    if (moka_pt_bool(s->sp, "snapshot_after_train") && (s->snapshot <= 0 || s->iter % s->snapshot != 0))
+    if (moka_pt_bool(s->sp, "snapshot_after_train") &&
+        (s->snapshot <= 0 || s->iter % s->snapshot != 0))
         MOKA_TRY(moka_solver_snapshot(s, err));
     if (s->stopped_early) {
         moka_logf(MOKA_LOG_INFO, "solver", "Optimization stopped early.");
@@ -471,7 +493,8 @@ moka_status moka_solver_solve(moka_solver *s, moka_err *err)
         moka_net_reseed(s->net, (uint64_t)(s->iter * s->hp.iter_size));
         MOKA_TRY(moka_net_forward(s->net, &loss, err));
         update_smoothed_loss(s, loss, s->iter);
-        moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, loss = %g", (long long)s->iter, s->smoothed_loss);
+        moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, loss = %g", (long long)s->iter,
+                  s->smoothed_loss);
     }
     if (s->test_interval > 0 && s->iter % s->test_interval == 0) MOKA_TRY(test_all(s, err));
     moka_logf(MOKA_LOG_INFO, "solver", "Optimization Done.");
@@ -482,7 +505,8 @@ moka_status moka_solver_solve(moka_solver *s, moka_err *err)
 
 static void snapshot_name(const moka_solver *s, const char *ext, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s_iter_%lld%s", moka_pt_str(s->sp, "snapshot_prefix"), (long long)s->iter, ext);
+    snprintf(buf, n, "%s_iter_%lld%s", moka_pt_str(s->sp, "snapshot_prefix"), (long long)s->iter,
+             ext);
 }
 
 moka_status moka_solver_snapshot(moka_solver *s, moka_err *err)
@@ -514,7 +538,8 @@ moka_status moka_solver_snapshot(moka_solver *s, moka_err *err)
             t->grad = NULL;
             tp[h * np + i] = t;
         }
-    const moka_status st = moka_solverstate_write(state, s->iter, model, s->current_step, tp, nh, err);
+    const moka_status st =
+        moka_solverstate_write(state, s->iter, model, s->current_step, tp, nh, err);
     free(ts);
     free(tp);
     return st;
@@ -531,17 +556,21 @@ moka_status moka_solver_restore(moka_solver *s, const char *path, moka_err *err)
     const int nh = np * s->rule->num_history;
     const int64_t count = moka_net_param_count(s->net);
     if (ss.num_history != nh) {
-        st = moka_errf(err, MOKA_ERR_CONFIG, "'%s' holds %d history blobs but a %s solver on this "
-                       "net needs %d", path, ss.num_history, s->hp.type, nh);
+        st = moka_errf(err, MOKA_ERR_CONFIG,
+                       "'%s' holds %d history blobs but a %s solver on this "
+                       "net needs %d",
+                       path, ss.num_history, s->hp.type, nh);
         goto done;
     }
     for (int h = 0; h < s->rule->num_history; h++)
         for (int i = 0; i < np; i++) {
             const moka_tensor *src = &ss.history[h * np + i];
             if (moka_tensor_count(src) != params[i].count) {
-                st = moka_errf(err, MOKA_ERR_SHAPE, "'%s': history blob %d has %lld values, the "
-                               "net's parameter has %lld", path, h * np + i,
-                               (long long)moka_tensor_count(src), (long long)params[i].count);
+                st = moka_errf(err, MOKA_ERR_SHAPE,
+                               "'%s': history blob %d has %lld values, the "
+                               "net's parameter has %lld",
+                               path, h * np + i, (long long)moka_tensor_count(src),
+                               (long long)params[i].count);
                 goto done;
             }
             memcpy(s->history + h * count + params[i].offset, src->data,
@@ -573,8 +602,10 @@ moka_status moka_solver_check_file(const char *path, moka_err *err)
         const int n_net = moka_pt_has(sp, "net") + moka_pt_has(sp, "net_param") +
                           moka_pt_has(sp, "train_net") + moka_pt_has(sp, "train_net_param");
         if (n_net != 1)
-            st = moka_pt_errf(err, MOKA_ERR_CONFIG, sp, "give exactly one of net, net_param, "
-                              "train_net, train_net_param (found %d)", n_net);
+            st = moka_pt_errf(err, MOKA_ERR_CONFIG, sp,
+                              "give exactly one of net, net_param, "
+                              "train_net, train_net_param (found %d)",
+                              n_net);
     }
     moka_solver_free(s);
     return st;
