@@ -8,6 +8,7 @@
 
 #include "caffe.pb-c.h"
 #include "core/filler.h"
+#include "test.h"
 
 typedef struct harness_priv {
     moka_pt_doc *doc;
@@ -365,4 +366,181 @@ void moka_fixture_deinit(moka_fixture *fx)
     free(fx->names);
     free(fx->tensors);
     memset(fx, 0, sizeof *fx);
+}
+
+const moka_tensor *moka_fixture_find(const moka_fixture *fx, const char *name)
+{
+    for (int i = 0; i < fx->count; i++)
+        if (strcmp(fx->names[i], name) == 0) return &fx->tensors[i];
+    return NULL;
+}
+
+/* |a[i] - k * b[i]| <= tol * max(1, |k * b[i]|) for all i. */
+static int close_scaled(const float *a, const float *b, int64_t n, float k, double tol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double want = (double)k * b[i];
+        if (!(fabs(a[i] - want) <= tol * fmax(1.0, fabs(want)))) {
+            fprintf(stderr, "element %lld: %.9g vs %.9g\n", (long long)i, a[i], want);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int moka_harness_check_fixture(const char *cfg, moka_phase phase, const char *name, double tol)
+{
+    moka_err err = {0};
+    moka_fixture fx;
+    moka_harness h;
+    CHECK_OK(moka_fixture_load(&fx, name, &err));
+    CHECK_OK(moka_harness_init(&h, cfg, phase, 5, &err));
+    static const char *const bottoms[] = {"x", "x1"}, *const dbottoms[] = {"dx", "dx1"};
+    static const char *const weights[] = {"w0", "w1", "w2"}, *const dweights[] = {"dw0", "dw1",
+                                                                                   "dw2"};
+    static const char *const new_weights[] = {"w0_new", "w1_new", "w2_new"};
+    for (int b = 0; b < 2; b++) {
+        const moka_tensor *x = moka_fixture_find(&fx, bottoms[b]);
+        if (x) CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
+    }
+    CHECK_OK(moka_harness_setup(&h, &err));
+    for (int w = 0; w < h.num_weight && w < 3; w++) {
+        const moka_tensor *v = moka_fixture_find(&fx, weights[w]);
+        CHECK(v);
+        CHECK_EQ(moka_tensor_count(h.weight[w]), moka_tensor_count(v));
+        memcpy(h.weight[w]->data, v->data, (size_t)moka_tensor_count(v) * sizeof(float));
+    }
+    const moka_tensor *y = moka_fixture_find(&fx, "y"), *dy = moka_fixture_find(&fx, "dy");
+    CHECK(y && dy);
+    CHECK_EQ(h.top[0]->ndim, y->ndim);
+    CHECK_EQ(moka_tensor_count(h.top[0]), moka_tensor_count(y));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
+    for (int w = 0; w < h.num_weight && w < 3; w++) {
+        const moka_tensor *v = moka_fixture_find(&fx, new_weights[w]);
+        if (v) CHECK_CLOSE_N(h.weight[w]->data, v->data, moka_tensor_count(v), tol);
+    }
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
+    for (int pass = 1; pass <= 2; pass++) {
+        for (int b = 0; b < h.num_bottom; b++) {
+            const moka_tensor *d = moka_fixture_find(&fx, dbottoms[b]);
+            CHECK(d);
+            CHECK(close_scaled(h.bottom[b]->grad, d->data, moka_tensor_count(d), (float)pass,
+                               tol));
+        }
+        for (int w = 0; w < h.num_weight && w < 3; w++) {
+            const moka_tensor *d = moka_fixture_find(&fx, dweights[w]);
+            if (!h.weight[w]->grad) continue;
+            CHECK(d);
+            CHECK(close_scaled(h.weight[w]->grad, d->data, moka_tensor_count(d), (float)pass,
+                               tol));
+        }
+        /* Backward adds: running it again must double every gradient. */
+        if (pass == 1) CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
+    }
+    moka_harness_deinit(&h);
+    moka_fixture_deinit(&fx);
+    return 0;
+}
+
+int moka_harness_check_gradients(const char *cfg, moka_phase phase, int ndim0,
+                                 const int64_t *shape0, int ndim1, const int64_t *shape1)
+{
+    moka_err err = {0};
+    moka_harness h;
+    CHECK_OK(moka_harness_init(&h, cfg, phase, 9, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, ndim0, shape0, NULL, true, &err));
+    if (shape1) CHECK_OK(moka_harness_add_bottom(&h, ndim1, shape1, NULL, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_EQ(moka_gradcheck(&h, (moka_gradcheck_opts){.step = 1e-2, .rel_tol = 1e-3}), 0);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
+static int same_shape(const moka_tensor *a, const moka_tensor *b)
+{
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+int moka_harness_check_io_fixture(const char *cfg, const char *name, double tol, const char *top1)
+{
+    moka_err err = {0};
+    moka_fixture fx;
+    moka_harness h;
+    CHECK_OK(moka_fixture_load(&fx, name, &err));
+    const moka_tensor *x = moka_fixture_find(&fx, "x"), *y = moka_fixture_find(&fx, "y");
+    const moka_tensor *dy = moka_fixture_find(&fx, "dy"), *dx = moka_fixture_find(&fx, "dx");
+    const moka_tensor *w = moka_fixture_find(&fx, "w"), *b = moka_fixture_find(&fx, "b");
+    const moka_tensor *dw = moka_fixture_find(&fx, "dw"), *db = moka_fixture_find(&fx, "db");
+    CHECK(x && y && dy && dx);
+    CHECK(!w || dw);
+    CHECK(!b || (w && db));
+    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
+    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_EQ(h.num_weight, (w ? 1 : 0) + (b ? 1 : 0));
+    if (w) {
+        CHECK(same_shape(h.weight[0], w));
+        memcpy(h.weight[0]->data, w->data, (size_t)moka_tensor_count(w) * sizeof(float));
+    }
+    if (b) {
+        CHECK(same_shape(h.weight[1], b));
+        memcpy(h.weight[1]->data, b->data, (size_t)moka_tensor_count(b) * sizeof(float));
+    }
+    CHECK(same_shape(h.top[0], y));
+    /* Two forwards: the second must give the same top (forward writes, never adds). */
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
+    CHECK(h.num_top <= 2);
+    if (h.num_top > 1) {
+        const moka_tensor *t1 = top1 ? moka_fixture_find(&fx, top1) : NULL;
+        CHECK(t1);
+        CHECK(same_shape(h.top[1], t1));
+        CHECK_CLOSE_N(h.top[1]->data, t1->data, moka_tensor_count(t1), 0);
+    }
+    /* dy on the first top only; a second top gets a zero gradient. */
+    float *zero = calloc((size_t)(h.num_top > 1 ? moka_tensor_count(h.top[1]) : 1), sizeof *zero);
+    CHECK(zero);
+    const moka_status st = moka_harness_backward(&h, (const float *const[]){dy->data, zero}, &err);
+    free(zero);
+    CHECK_OK(st);
+    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), tol);
+    if (w) CHECK_CLOSE_N(h.weight[0]->grad, dw->data, moka_tensor_count(dw), tol);
+    if (b) CHECK_CLOSE_N(h.weight[1]->grad, db->data, moka_tensor_count(db), tol);
+    /* Backward adds: a second pass without zeroing doubles every gradient. */
+    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
+    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
+        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2 * tol);
+    if (w)
+        for (int64_t i = 0; i < moka_tensor_count(dw); i++)
+            CHECK_NEAR(h.weight[0]->grad[i], 2 * dw->data[i], 2 * tol);
+    if (b)
+        for (int64_t i = 0; i < moka_tensor_count(db); i++)
+            CHECK_NEAR(h.weight[1]->grad[i], 2 * db->data[i], 2 * tol);
+    moka_harness_deinit(&h);
+    moka_fixture_deinit(&fx);
+    return 0;
+}
+
+int moka_harness_expect_setup_error(const char *cfg, int ndim, const int64_t *shape,
+                                    moka_status want, const char *layer, const char *text)
+{
+    moka_err err = {0};
+    moka_harness h;
+    moka_status st = moka_harness_init(&h, cfg, MOKA_TRAIN, 1, &err);
+    if (st == MOKA_OK) st = moka_harness_add_bottom(&h, ndim, shape, NULL, true, &err);
+    if (st == MOKA_OK) st = moka_harness_setup(&h, &err);
+    moka_harness_deinit(&h);
+    if (st != want)
+        TEST_FAIL_("%s: got %s, want %s (%s)", cfg, moka_status_name(st), moka_status_name(want),
+                   err.msg);
+    char who[128];
+    snprintf(who, sizeof who, "layer '%s'", layer);
+    CHECK_CONTAINS(err.msg, who);
+    CHECK_CONTAINS(err.msg, text);
+    return 0;
 }

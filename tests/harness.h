@@ -72,6 +72,32 @@ typedef struct moka_fixture {
 moka_status moka_fixture_load(moka_fixture *fx, const char *name, moka_err *err);
 /* The tensor called `name`, or NULL. */
 const moka_tensor *moka_fixture_get(const moka_fixture *fx, const char *name);
+/* The tensor called `name`, or NULL without a message (for tensors a fixture may lack). */
+const moka_tensor *moka_fixture_find(const moka_fixture *fx, const char *name);
 void moka_fixture_deinit(moka_fixture *fx);
+
+/* Runs the layer `cfg` in `phase` on the fixture `name`: bottoms x (and x1), weights w0.. loaded
+ * when the fixture has them, forward compared with y (and the weights with w0_new.. if present),
+ * backward with dy compared with dx, dx1, dw0... within tol (relative, floor 1). A second
+ * backward must add the same gradients again. Prints what failed; returns 0 when all hold. */
+int moka_harness_check_fixture(const char *cfg, moka_phase phase, const char *name, double tol);
+
+/* Finite differences (step 1e-2, rel_tol 1e-3) of every bottom and learnable weight of `cfg` on
+ * random U(-1, 1) bottoms of the given shapes (shape1 NULL: one bottom), harness seed 9.
+ * Returns 0 when all match. */
+int moka_harness_check_gradients(const char *cfg, moka_phase phase, int ndim0,
+                                 const int64_t *shape0, int ndim1, const int64_t *shape1);
+
+/* Runs the one-bottom layer `cfg` (MOKA_TRAIN) on the fixture `name`: bottom x; weights w and b
+ * when the fixture has them (the layer must have exactly those); top y (and, when the layer has
+ * a second top, the fixture tensor `top1`, compared exactly). Forward runs twice and must give y
+ * both times; backward with dy (zeros on a second top) must give dx, dw, db within tol, and a
+ * second backward without zeroing must double them within 2 tol. Returns 0 when all hold. */
+int moka_harness_check_io_fixture(const char *cfg, const char *name, double tol, const char *top1);
+
+/* Sets up `cfg` (MOKA_TRAIN) on one random bottom of `shape` and expects status `want`, with
+ * "layer '<layer>'" and `text` in the message. Returns 0 when it is so. */
+int moka_harness_expect_setup_error(const char *cfg, int ndim, const int64_t *shape,
+                                    moka_status want, const char *layer, const char *text);
 
 #endif /* MOKA_HARNESS_H */

@@ -11,10 +11,8 @@
  * A bias with no axes (num_axes 0) is one scalar; Caffe stores it as a 0-d blob, moka as (1).
  * Reference: Caffe's bias_layer.cpp.
  */
-#include <stdlib.h>
-#include <string.h>
-
 #include "core/layer.h"
+#include "layers/broadcast.h"
 #include "moka/log.h"
 
 #define PAR_MIN 32768
@@ -22,27 +20,12 @@
 typedef struct {
     int b_ndim;                    /* axes of the learned bias (0: a scalar) */
     int64_t b_shape[MOKA_MAX_NDIM];
-    int64_t outer, dim, inner;     /* x seen as (O, D, I) */
-    double *rows; /* (O, D) per-row sums for the reduction, so it runs in a fixed order */
-    int64_t rows_cap;
+    moka_broadcast bc;             /* x seen as (O, D, I), and scratch for the reduction */
 } bias;
-
-/* The config's axis mapped into [0, ndim), or an error at the axis field. */
-static moka_status config_axis(moka_layer *l, const moka_tensor *x, int *axis, moka_err *err)
-{
-    const int64_t a = moka_pt_int(l->param, "axis");
-    if (a < -x->ndim || a >= x->ndim)
-        return moka_pt_errf(err, MOKA_ERR_SHAPE, moka_pt_node_at(l->param, "axis", 0),
-                            "layer '%s': bias_param axis %lld is out of range for a %d-D bottom",
-                            l->name, (long long)a, x->ndim);
-    *axis = (int)(a < 0 ? a + x->ndim : a);
-    return MOKA_OK;
-}
 
 static moka_status bias_setup(moka_layer *l, moka_err *err)
 {
     bias *s = l->state;
-    const moka_tensor *x = l->bottom[0];
     if (l->num_bottom == 2) {
         /* Caffe ignores these when the bias is a bottom; say so rather than stay silent. */
         if (moka_pt_has(l->param, "filler") || moka_pt_has(l->param, "num_axes"))
@@ -51,21 +34,7 @@ static moka_status bias_setup(moka_layer *l, moka_err *err)
                       "bottom[1]", l->name);
         return MOKA_OK;
     }
-    int axis;
-    MOKA_TRY(config_axis(l, x, &axis, err));
-    const int64_t num_axes = moka_pt_int(l->param, "num_axes");
-    if (num_axes < -1)
-        return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(l->param, "num_axes", 0),
-                            "layer '%s': bias_param num_axes must be >= 0, or -1 for all axes "
-                            "from axis on, got %lld",
-                            l->name, (long long)num_axes);
-    if (num_axes > x->ndim - axis)
-        return moka_pt_errf(err, MOKA_ERR_SHAPE, moka_pt_node_at(l->param, "num_axes", 0),
-                            "layer '%s': a bias of %lld axes from axis %d extends past the %d-D "
-                            "bottom",
-                            l->name, (long long)num_axes, axis, x->ndim);
-    s->b_ndim = num_axes == -1 ? x->ndim - axis : (int)num_axes;
-    memcpy(s->b_shape, x->shape + axis, (size_t)s->b_ndim * sizeof(int64_t));
+    MOKA_TRY(moka_broadcast_learned_shape(l, "bias", &s->b_ndim, s->b_shape, err));
     const moka_fill fill = MOKA_FILL_FROM(moka_pt_msg(l->param, "filler"));
     return moka_layer_add_weight(l, "bias", s->b_ndim, s->b_shape, fill, err);
 }
@@ -80,32 +49,9 @@ static moka_status bias_reshape(moka_layer *l, moka_err *err)
         b_ndim = l->bottom[1]->ndim;
         b_shape = l->bottom[1]->shape;
     }
-    /* A scalar bias applies the same way from any axis; Caffe then uses axis 0. */
-    int axis = 0;
-    if (b_ndim > 0) MOKA_TRY(config_axis(l, x, &axis, err));
-    if (axis + b_ndim > x->ndim)
-        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
-                               "a %d-D bias from axis %d extends past the %d-D bottom", b_ndim,
-                               axis, x->ndim);
-    for (int i = 0; i < b_ndim; i++)
-        if (x->shape[axis + i] != b_shape[i])
-            return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
-                                   "dimension mismatch between bottom[0] shape(%d) = %lld and "
-                                   "bias shape(%d) = %lld",
-                                   axis + i, (long long)x->shape[axis + i], i,
-                                   (long long)b_shape[i]);
-    s->outer = moka_tensor_count_range(x, 0, axis);
-    s->inner = moka_tensor_count_range(x, axis + b_ndim, x->ndim);
-    s->dim = 1;
-    for (int i = 0; i < b_ndim; i++) s->dim *= b_shape[i];
+    MOKA_TRY(moka_broadcast_fit(l, "bias", b_ndim, b_shape, &s->bc, err));
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], x, err));
-    if (s->outer * s->dim > s->rows_cap) {
-        double *p = realloc(s->rows, (size_t)(s->outer * s->dim) * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
-        s->rows = p;
-        s->rows_cap = s->outer * s->dim;
-    }
-    return MOKA_OK;
+    return moka_broadcast_reserve(l, &s->bc, err);
 }
 
 static moka_status bias_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
@@ -114,7 +60,7 @@ static moka_status bias_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float *x = l->bottom[0]->data;
     const float *b = l->num_bottom == 2 ? l->bottom[1]->data : l->weight[0]->data;
     float *y = l->top[0]->data;
-    const int64_t dim = s->dim, inner = s->inner, rows = s->outer * s->dim;
+    const int64_t dim = s->bc.dim, inner = s->bc.inner, rows = s->bc.outer * s->bc.dim;
     /* Element by element, so y may be x. */
 #pragma omp parallel for if (rows * inner >= PAR_MIN) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -130,34 +76,19 @@ static moka_status bias_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float *dy = l->top[0]->grad;
     float *dx = moka_layer_bottom_grad(l, 0);
     float *db = l->num_bottom == 2 ? moka_layer_bottom_grad(l, 1) : l->weight[0]->grad;
-    const int64_t outer = s->outer, dim = s->dim, inner = s->inner, rows = outer * dim;
     if (dx) {
-        const int64_t n = rows * inner;
+        const int64_t n = s->bc.outer * s->bc.dim * s->bc.inner;
 #pragma omp parallel for if (n >= PAR_MIN) schedule(static)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
     }
-    if (!db) return MOKA_OK;
-#pragma omp parallel for if (rows * inner >= PAR_MIN) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        double acc = 0.0;
-        for (int64_t i = r * inner; i < (r + 1) * inner; i++) acc += dy[i];
-        s->rows[r] = acc;
-    }
-    /* Then down the columns, each in order of o. */
-#pragma omp parallel for if (rows >= PAR_MIN) schedule(static)
-    for (int64_t d = 0; d < dim; d++) {
-        double acc = 0.0;
-        for (int64_t o = 0; o < outer; o++) acc += s->rows[o * dim + d];
-        db[d] += (float)acc;
-    }
+    if (db) moka_broadcast_reduce_add(&s->bc, dy, NULL, db);
     return MOKA_OK;
 }
 
 static void bias_destroy(moka_layer *l)
 {
     bias *s = l->state;
-    free(s->rows);
-    s->rows = NULL;
+    moka_broadcast_deinit(&s->bc);
 }
 
 const moka_layer_ops moka_layer_bias = {

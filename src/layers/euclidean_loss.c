@@ -14,15 +14,15 @@
 #include <stdlib.h>
 
 #include "core/layer.h"
+#include "core/reduce.h"
 
 /* Elements per partial sum. Fixed, so the loss is the same for every thread count. */
 #define CHUNK 4096
 
 typedef struct {
     int64_t num, count;
-    float *diff;     /* (count): a - b, kept for backward */
-    double *partial; /* per chunk: sum of squares */
-    int64_t diff_cap, chunk_cap;
+    float *diff; /* (count): a - b, kept for backward */
+    int64_t diff_cap;
 } euclidean_loss;
 
 static moka_status euclidean_setup(moka_layer *l MOKA_UNUSED, moka_err *err MOKA_UNUSED)
@@ -53,34 +53,32 @@ static moka_status euclidean_reshape(moka_layer *l, moka_err *err)
         s->diff = d;
         s->diff_cap = s->count;
     }
-    const int64_t nchunk = (s->count + CHUNK - 1) / CHUNK;
-    if (nchunk > s->chunk_cap) {
-        double *p = realloc(s->partial, (size_t)nchunk * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for partial sums");
-        s->partial = p;
-        s->chunk_cap = nchunk;
-    }
     return moka_tensor_set_shape(l->top[0], 0, NULL, err);
+}
+
+typedef struct {
+    const float *a, *b;
+    float *diff;
+} euclidean_chunk_ctx;
+
+/* One chunk of the forward pass: writes diff and sums its squares. */
+static void euclidean_chunk(const void *ctx, int64_t lo, int64_t hi, double *out)
+{
+    const euclidean_chunk_ctx *c = ctx;
+    double sum = 0.0;
+    for (int64_t i = lo; i < hi; i++) {
+        c->diff[i] = c->a[i] - c->b[i];
+        sum += (double)c->diff[i] * c->diff[i];
+    }
+    out[0] = sum;
 }
 
 static moka_status euclidean_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     euclidean_loss *s = l->state;
-    const float *a = l->bottom[0]->data, *b = l->bottom[1]->data;
-    float *diff = s->diff;
-    const int64_t count = s->count, nchunk = (count + CHUNK - 1) / CHUNK;
-#pragma omp parallel for if (nchunk > 1) schedule(static)
-    for (int64_t k = 0; k < nchunk; k++) {
-        const int64_t end = (k + 1) * CHUNK < count ? (k + 1) * CHUNK : count;
-        double sum = 0.0;
-        for (int64_t i = k * CHUNK; i < end; i++) {
-            diff[i] = a[i] - b[i];
-            sum += (double)diff[i] * diff[i];
-        }
-        s->partial[k] = sum;
-    }
-    double sum = 0.0;
-    for (int64_t k = 0; k < nchunk; k++) sum += s->partial[k];
+    euclidean_chunk_ctx c = {l->bottom[0]->data, l->bottom[1]->data, s->diff};
+    double sum;
+    moka_reduce_chunks(s->count, CHUNK, 1, 0, euclidean_chunk, &c, &sum);
     /* N >= 1 unless the batch is empty, where the sum is 0 too; keep 0 / 0 out of the result. */
     l->top[0]->data[0] = s->num > 0 ? (float)(sum / (double)s->num / 2.0) : 0.0f;
     return MOKA_OK;
@@ -107,9 +105,7 @@ static void euclidean_destroy(moka_layer *l)
 {
     euclidean_loss *s = l->state;
     free(s->diff);
-    free(s->partial);
     s->diff = NULL;
-    s->partial = NULL;
 }
 
 const moka_layer_ops moka_layer_euclidean_loss = {

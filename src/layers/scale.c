@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "layers/broadcast.h"
 #include "moka/log.h"
 
 #define PAR_MIN 32768
@@ -26,29 +27,14 @@ typedef struct {
     bool bias_term;
     int s_ndim;                    /* axes of the learned scale (0: a scalar) */
     int64_t s_shape[MOKA_MAX_NDIM];
-    int64_t outer, dim, inner;     /* x seen as (O, D, I) */
+    moka_broadcast bc;             /* x seen as (O, D, I), and scratch for the reductions */
     float *x_copy;                 /* x kept for backward when running in place */
     int64_t x_cap;
-    double *rows; /* (O, D) per-row sums for the reductions, so they run in a fixed order */
-    int64_t rows_cap;
 } scale;
-
-/* The config's axis mapped into [0, ndim), or a config error at the axis field. */
-static moka_status config_axis(moka_layer *l, const moka_tensor *x, int *axis, moka_err *err)
-{
-    const int64_t a = moka_pt_int(l->param, "axis");
-    if (a < -x->ndim || a >= x->ndim)
-        return moka_pt_errf(err, MOKA_ERR_SHAPE, moka_pt_node_at(l->param, "axis", 0),
-                            "layer '%s': scale_param axis %lld is out of range for a %d-D bottom",
-                            l->name, (long long)a, x->ndim);
-    *axis = (int)(a < 0 ? a + x->ndim : a);
-    return MOKA_OK;
-}
 
 static moka_status scale_setup(moka_layer *l, moka_err *err)
 {
     scale *s = l->state;
-    const moka_tensor *x = l->bottom[0];
     s->bias_term = moka_pt_bool(l->param, "bias_term");
     if (l->num_bottom == 2) {
         /* Caffe ignores these when the scale is a bottom; say so rather than stay silent. */
@@ -59,21 +45,7 @@ static moka_status scale_setup(moka_layer *l, moka_err *err)
         s->s_ndim = l->bottom[1]->ndim;
         memcpy(s->s_shape, l->bottom[1]->shape, sizeof s->s_shape);
     } else {
-        int axis;
-        MOKA_TRY(config_axis(l, x, &axis, err));
-        const int64_t num_axes = moka_pt_int(l->param, "num_axes");
-        if (num_axes < -1)
-            return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(l->param, "num_axes", 0),
-                                "layer '%s': scale_param num_axes must be >= 0, or -1 for all "
-                                "axes from axis on, got %lld",
-                                l->name, (long long)num_axes);
-        if (num_axes > x->ndim - axis)
-            return moka_pt_errf(err, MOKA_ERR_SHAPE, moka_pt_node_at(l->param, "num_axes", 0),
-                                "layer '%s': a scale of %lld axes from axis %d extends past the "
-                                "%d-D bottom",
-                                l->name, (long long)num_axes, axis, x->ndim);
-        s->s_ndim = num_axes == -1 ? x->ndim - axis : (int)num_axes;
-        memcpy(s->s_shape, x->shape + axis, (size_t)s->s_ndim * sizeof(int64_t));
+        MOKA_TRY(moka_broadcast_learned_shape(l, "scale", &s->s_ndim, s->s_shape, err));
         const moka_fill fill = moka_pt_has(l->param, "filler")
                                    ? MOKA_FILL_FROM(moka_pt_msg(l->param, "filler"))
                                    : MOKA_FILL_CONST(1.0f);
@@ -99,29 +71,12 @@ static moka_status scale_reshape(moka_layer *l, moka_err *err)
         s_ndim = l->bottom[1]->ndim;
         s_shape = l->bottom[1]->shape;
     }
-    /* A scalar scale applies the same way from any axis; Caffe then uses axis 0. */
-    int axis = 0;
-    if (s_ndim > 0) MOKA_TRY(config_axis(l, x, &axis, err));
-    if (axis + s_ndim > x->ndim)
-        return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
-                               "a %d-D scale from axis %d extends past the %d-D bottom", s_ndim,
-                               axis, x->ndim);
-    for (int i = 0; i < s_ndim; i++)
-        if (x->shape[axis + i] != s_shape[i])
-            return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
-                                   "dimension mismatch between bottom[0] shape(%d) = %lld and "
-                                   "scale shape(%d) = %lld",
-                                   axis + i, (long long)x->shape[axis + i], i,
-                                   (long long)s_shape[i]);
-    s->outer = moka_tensor_count_range(x, 0, axis);
-    s->inner = moka_tensor_count_range(x, axis + s_ndim, x->ndim);
-    s->dim = 1;
-    for (int i = 0; i < s_ndim; i++) s->dim *= s_shape[i];
+    MOKA_TRY(moka_broadcast_fit(l, "scale", s_ndim, s_shape, &s->bc, err));
     /* With the scale a bottom, the bias was sized from its first shape and cannot follow. */
-    if (s->bias_term && moka_tensor_count(l->weight[l->num_weight - 1]) != s->dim)
+    if (s->bias_term && moka_tensor_count(l->weight[l->num_weight - 1]) != s->bc.dim)
         return moka_layer_errf(l, err, MOKA_ERR_SHAPE,
                                "bottom[1] now has %lld elements but the bias has %lld",
-                               (long long)s->dim,
+                               (long long)s->bc.dim,
                                (long long)moka_tensor_count(l->weight[l->num_weight - 1]));
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], x, err));
     const int64_t n = moka_tensor_count(x);
@@ -131,13 +86,7 @@ static moka_status scale_reshape(moka_layer *l, moka_err *err)
         s->x_copy = p;
         s->x_cap = n;
     }
-    if (s->outer * s->dim > s->rows_cap) {
-        double *p = realloc(s->rows, (size_t)(s->outer * s->dim) * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
-        s->rows = p;
-        s->rows_cap = s->outer * s->dim;
-    }
-    return MOKA_OK;
+    return moka_broadcast_reserve(l, &s->bc, err);
 }
 
 static moka_status scale_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
@@ -147,7 +96,7 @@ static moka_status scale_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float *sc = l->num_bottom == 2 ? l->bottom[1]->data : l->weight[0]->data;
     const float *b = s->bias_term ? l->weight[l->num_weight - 1]->data : NULL;
     float *y = l->top[0]->data;
-    const int64_t dim = s->dim, inner = s->inner, rows = s->outer * s->dim;
+    const int64_t dim = s->bc.dim, inner = s->bc.inner, rows = s->bc.outer * s->bc.dim;
     if (l->in_place) memcpy(s->x_copy, x, (size_t)(rows * inner) * sizeof *x);
 #pragma omp parallel for if (rows * inner >= PAR_MIN) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
@@ -163,17 +112,6 @@ static moka_status scale_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     return MOKA_OK;
 }
 
-/* g[d] += sum over o of rows[o, d], in order of o. */
-static void reduce_rows(const double *rows, int64_t outer, int64_t dim, float *g)
-{
-#pragma omp parallel for if (outer * dim >= PAR_MIN) schedule(static)
-    for (int64_t d = 0; d < dim; d++) {
-        double acc = 0.0;
-        for (int64_t o = 0; o < outer; o++) acc += rows[o * dim + d];
-        g[d] += (float)acc;
-    }
-}
-
 static moka_status scale_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     scale *s = l->state;
@@ -184,28 +122,11 @@ static moka_status scale_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     float *dx = moka_layer_bottom_grad(l, 0);
     float *ds = from_bottom ? moka_layer_bottom_grad(l, 1) : l->weight[0]->grad;
     float *db = s->bias_term ? l->weight[l->num_weight - 1]->grad : NULL;
-    const int64_t outer = s->outer, dim = s->dim, inner = s->inner, rows = outer * dim;
-    const bool big = rows * inner >= PAR_MIN;
-    if (db) {
-#pragma omp parallel for if (big) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            double acc = 0.0;
-            for (int64_t i = r * inner; i < (r + 1) * inner; i++) acc += dy[i];
-            s->rows[r] = acc;
-        }
-        reduce_rows(s->rows, outer, dim, db);
-    }
-    if (ds) {
-#pragma omp parallel for if (big) schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            double acc = 0.0;
-            for (int64_t i = r * inner; i < (r + 1) * inner; i++) acc += (double)dy[i] * x[i];
-            s->rows[r] = acc;
-        }
-        reduce_rows(s->rows, outer, dim, ds);
-    }
+    const int64_t dim = s->bc.dim, inner = s->bc.inner, rows = s->bc.outer * s->bc.dim;
+    if (db) moka_broadcast_reduce_add(&s->bc, dy, NULL, db);
+    if (ds) moka_broadcast_reduce_add(&s->bc, dy, x, ds);
     if (dx) {
-#pragma omp parallel for if (big) schedule(static)
+#pragma omp parallel for if (rows * inner >= PAR_MIN) schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             const float k = sc[r % dim];
             for (int64_t i = r * inner; i < (r + 1) * inner; i++) dx[i] += dy[i] * k;
@@ -218,9 +139,8 @@ static void scale_destroy(moka_layer *l)
 {
     scale *s = l->state;
     free(s->x_copy);
-    free(s->rows);
     s->x_copy = NULL;
-    s->rows = NULL;
+    moka_broadcast_deinit(&s->bc);
 }
 
 const moka_layer_ops moka_layer_scale = {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "core/reduce.h"
 
 /* Elements per partial sum. Fixed, so the loss is the same for every thread count. */
 #define CHUNK 4096
@@ -32,9 +33,7 @@ typedef struct {
     int64_t ignore_label;
     int64_t num, count;
     float *diff;       /* (count): s - t, or 0 where ignored; kept for backward */
-    double *partial;   /* per chunk: loss */
-    int64_t *npartial; /* per chunk: valid elements */
-    int64_t diff_cap, chunk_cap;
+    int64_t diff_cap;
     double normalizer; /* of the last forward */
 } sce_loss;
 
@@ -92,49 +91,50 @@ static moka_status sce_reshape(moka_layer *l, moka_err *err)
         s->diff = d;
         s->diff_cap = s->count;
     }
-    const int64_t nchunk = (s->count + CHUNK - 1) / CHUNK;
-    if (nchunk > s->chunk_cap) {
-        double *p = realloc(s->partial, (size_t)nchunk * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for partial sums");
-        s->partial = p;
-        int64_t *q = realloc(s->npartial, (size_t)nchunk * sizeof *q);
-        if (!q) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for partial sums");
-        s->npartial = q;
-        s->chunk_cap = nchunk;
-    }
     return moka_tensor_set_shape(l->top[0], 0, NULL, err);
+}
+
+typedef struct {
+    const sce_loss *s;
+    const float *x, *t;
+} sce_chunk_ctx;
+
+/* One chunk of the forward pass: writes diff, sums the loss into out[0] and counts the valid
+ * elements into out[1] (a count of at most CHUNK, so exact as a double). */
+static void sce_chunk(const void *ctx, int64_t lo, int64_t hi, double *out)
+{
+    const sce_chunk_ctx *c = ctx;
+    const float *x = c->x, *t = c->t;
+    float *diff = c->s->diff;
+    double loss = 0.0;
+    int64_t valid = 0;
+    for (int64_t i = lo; i < hi; i++) {
+        if (target_is_ignored(c->s, t[i])) {
+            diff[i] = 0.0f;
+            continue;
+        }
+        const double xi = x[i];
+        loss += fmax(xi, 0.0) - xi * t[i] + log1p(exp(-fabs(xi)));
+        /* sigmoid(x) without overflow: exp of a non-positive number only. */
+        const float e = expf(-fabsf(x[i]));
+        const float sig = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        diff[i] = sig - t[i];
+        valid++;
+    }
+    out[0] = loss;
+    out[1] = (double)valid;
 }
 
 static moka_status sce_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     sce_loss *s = l->state;
-    const float *x = l->bottom[0]->data, *t = l->bottom[1]->data;
-    float *diff = s->diff;
-    const int64_t count = s->count, nchunk = (count + CHUNK - 1) / CHUNK;
-#pragma omp parallel for if (nchunk > 1) schedule(static)
-    for (int64_t k = 0; k < nchunk; k++) {
-        const int64_t end = (k + 1) * CHUNK < count ? (k + 1) * CHUNK : count;
-        double loss = 0.0;
-        int64_t valid = 0;
-        for (int64_t i = k * CHUNK; i < end; i++) {
-            if (target_is_ignored(s, t[i])) {
-                diff[i] = 0.0f;
-                continue;
-            }
-            const double xi = x[i];
-            loss += fmax(xi, 0.0) - xi * t[i] + log1p(exp(-fabs(xi)));
-            /* sigmoid(x) without overflow: exp of a non-positive number only. */
-            const float e = expf(-fabsf(x[i]));
-            const float sig = x[i] >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-            diff[i] = sig - t[i];
-            valid++;
-        }
-        s->partial[k] = loss;
-        s->npartial[k] = valid;
-    }
-    double loss = 0.0;
-    int64_t valid = 0;
-    for (int64_t k = 0; k < nchunk; k++) loss += s->partial[k], valid += s->npartial[k];
+    const int64_t count = s->count;
+    sce_chunk_ctx c = {s, l->bottom[0]->data, l->bottom[1]->data};
+    double sums[2];
+    moka_reduce_chunks(count, CHUNK, 2, 0, sce_chunk, &c, sums);
+    /* Sums of whole numbers below 2^53 are exact, so this is the true count. */
+    const double loss = sums[0];
+    const int64_t valid = (int64_t)sums[1];
     double norm = 1.0;
     switch (s->norm) {
     case NORM_FULL: norm = (double)count; break;
@@ -164,11 +164,7 @@ static void sce_destroy(moka_layer *l)
 {
     sce_loss *s = l->state;
     free(s->diff);
-    free(s->partial);
-    free(s->npartial);
     s->diff = NULL;
-    s->partial = NULL;
-    s->npartial = NULL;
 }
 
 static const char *const sce_extra[] = {"loss_param", NULL};

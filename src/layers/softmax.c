@@ -10,14 +10,8 @@
  * Reference: Caffe's src/caffe/layers/softmax_layer.cpp (SoftmaxParameter engine is accepted and
  * has no effect on the CPU).
  */
-#include <math.h>
-
 #include "core/layer.h"
-
-/* Element counts below this run on one thread: spawning the team would cost more. */
-#define PAR_MIN 32768
-/* Positions along `inner` handled together, so the loops over C run over contiguous memory. */
-#define BLOCK 64
+#include "layers/softmax_kernel.h"
 
 typedef struct {
     int axis;                   /* canonical (non-negative) */
@@ -45,31 +39,7 @@ static moka_status softmax_reshape(moka_layer *l, moka_err *err)
 static moka_status softmax_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     const softmax *s = l->state;
-    const int64_t outer = s->outer, ch = s->ch, inner = s->inner;
-    if (outer * ch * inner == 0) return MOKA_OK;
-    const float *x = l->bottom[0]->data;
-    float *y = l->top[0]->data;
-    const int64_t nblk = (inner + BLOCK - 1) / BLOCK;
-    /* Each element of y is written only after the same element of x was read, so y may be x. */
-#pragma omp parallel for if (outer * ch * inner >= PAR_MIN) schedule(static)
-    for (int64_t t = 0; t < outer * nblk; t++) {
-        const int64_t o = t / nblk, j0 = (t % nblk) * BLOCK;
-        const int64_t w = inner - j0 < BLOCK ? inner - j0 : BLOCK;
-        const float *xo = x + o * ch * inner + j0;
-        float *yo = y + o * ch * inner + j0;
-        float mx[BLOCK], sum[BLOCK];
-        for (int64_t j = 0; j < w; j++) mx[j] = xo[j], sum[j] = 0.0f;
-        for (int64_t c = 1; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) mx[j] = fmaxf(mx[j], xo[c * inner + j]);
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) {
-                const float e = expf(xo[c * inner + j] - mx[j]);
-                yo[c * inner + j] = e;
-                sum[j] += e;
-            }
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) yo[c * inner + j] /= sum[j];
-    }
+    moka_softmax_forward(l->bottom[0]->data, l->top[0]->data, s->outer, s->ch, s->inner);
     return MOKA_OK;
 }
 
@@ -77,28 +47,8 @@ static moka_status softmax_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED
 {
     const softmax *s = l->state;
     float *dx = moka_layer_bottom_grad(l, 0);
-    const int64_t outer = s->outer, ch = s->ch, inner = s->inner;
-    if (!dx || outer * ch * inner == 0) return MOKA_OK;
-    const float *y = l->top[0]->data, *dy = l->top[0]->grad;
-    const int64_t nblk = (inner + BLOCK - 1) / BLOCK;
-#pragma omp parallel for if (outer * ch * inner >= PAR_MIN) schedule(static)
-    for (int64_t t = 0; t < outer * nblk; t++) {
-        const int64_t o = t / nblk, j0 = (t % nblk) * BLOCK;
-        const int64_t w = inner - j0 < BLOCK ? inner - j0 : BLOCK;
-        const int64_t off = o * ch * inner + j0;
-        float dot[BLOCK];
-        for (int64_t j = 0; j < w; j++) dot[j] = 0.0f;
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) {
-                const int64_t i = off + c * inner + j;
-                dot[j] += dy[i] * y[i];
-            }
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) {
-                const int64_t i = off + c * inner + j;
-                dx[i] += y[i] * (dy[i] - dot[j]);
-            }
-    }
+    if (!dx) return MOKA_OK;
+    moka_softmax_backward_add(l->top[0]->data, l->top[0]->grad, dx, s->outer, s->ch, s->inner);
     return MOKA_OK;
 }
 

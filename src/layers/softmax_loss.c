@@ -1,6 +1,6 @@
 /* src/layers/softmax_loss.c -- Caffe's SoftmaxWithLoss: softmax along one axis, then the mean
  * negative log-likelihood of the labelled class.
- *   p[o, c, j] = softmax over c of x[o, c, j]                     (as in softmax.c)
+ *   p[o, c, j] = softmax over c of x[o, c, j]                (softmax_kernel.h, as in Softmax)
  *   loss       = -sum_{(o, j) valid} log(max(p[o, label[o, j], j], FLT_MIN)) / normalizer
  *   dx[o, c, j] += w / normalizer * (p[o, c, j] - [c == label[o, j]])   for valid (o, j), else 0
  *   bottom[0]  x      any shape, seen as (outer, C, inner) around softmax_param.axis
@@ -24,11 +24,10 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "layers/softmax_kernel.h"
 
 /* Element counts below this run on one thread: spawning the team would cost more. */
 #define PAR_MIN 32768
-/* Positions along `inner` handled together, so the loops over C run over contiguous memory. */
-#define BLOCK 64
 
 typedef enum { NORM_FULL, NORM_VALID, NORM_BATCH_SIZE, NORM_NONE } norm_mode;
 
@@ -42,31 +41,6 @@ typedef struct {
     int64_t prob_cap, cls_cap;
     double normalizer; /* of the last forward */
 } softmax_loss;
-
-/* The same kernel as softmax.c's forward, kept private so the two layers stay independent. */
-static void softmax_fwd(const float *x, float *y, int64_t outer, int64_t ch, int64_t inner)
-{
-    const int64_t nblk = (inner + BLOCK - 1) / BLOCK;
-#pragma omp parallel for if (outer * ch * inner >= PAR_MIN) schedule(static)
-    for (int64_t t = 0; t < outer * nblk; t++) {
-        const int64_t o = t / nblk, j0 = (t % nblk) * BLOCK;
-        const int64_t w = inner - j0 < BLOCK ? inner - j0 : BLOCK;
-        const float *xo = x + o * ch * inner + j0;
-        float *yo = y + o * ch * inner + j0;
-        float mx[BLOCK], sum[BLOCK];
-        for (int64_t j = 0; j < w; j++) mx[j] = xo[j], sum[j] = 0.0f;
-        for (int64_t c = 1; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) mx[j] = fmaxf(mx[j], xo[c * inner + j]);
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) {
-                const float e = expf(xo[c * inner + j] - mx[j]);
-                yo[c * inner + j] = e;
-                sum[j] += e;
-            }
-        for (int64_t c = 0; c < ch; c++)
-            for (int64_t j = 0; j < w; j++) yo[c * inner + j] /= sum[j];
-    }
-}
 
 /* Caffe reads a label with static_cast<int>, truncating toward zero. NaN, infinities and values
  * beyond the int range have no such meaning; the caller reports them. */
@@ -172,7 +146,7 @@ static moka_status softmax_loss_forward_cpu(moka_layer *l, moka_err *err)
         s->cls[i] = (int32_t)v;
         valid++;
     }
-    if (npos * ch > 0) softmax_fwd(l->bottom[0]->data, s->prob, outer, ch, inner);
+    if (npos * ch > 0) moka_softmax_forward(l->bottom[0]->data, s->prob, outer, ch, inner);
     double loss = 0.0;
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {

@@ -8,32 +8,25 @@
  */
 #include <math.h>
 
+#include "core/reduce.h"
 #include "solvers/update.h"
 
 /* The sum of squares is split into fixed chunks whose partial sums are added in index order, so
  * the result is identical for any number of threads. */
 #define CHUNK 16384
-#define CHUNKS_PER_ROUND 64
+
+static void sumsq_chunk(const void *ctx, int64_t lo, int64_t hi, double *out)
+{
+    const float *x = ctx;
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+    out[0] = s;
+}
 
 static double sumsq(const float *x, int64_t count)
 {
-    double total = 0.0;
-    for (int64_t base = 0; base < count; base += (int64_t)CHUNK * CHUNKS_PER_ROUND) {
-        double part[CHUNKS_PER_ROUND] = {0};
-        const int64_t left = count - base;
-        const int nchunks = (int)(left >= (int64_t)CHUNK * CHUNKS_PER_ROUND
-                                      ? CHUNKS_PER_ROUND
-                                      : (left + CHUNK - 1) / CHUNK);
-#pragma omp parallel for schedule(static) if (left >= MOKA_UPDATE_OMP_MIN)
-        for (int c = 0; c < nchunks; c++) {
-            const int64_t lo = base + (int64_t)c * CHUNK;
-            const int64_t hi = lo + CHUNK < count ? lo + CHUNK : count;
-            double s = 0.0;
-            for (int64_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
-            part[c] = s;
-        }
-        for (int c = 0; c < nchunks; c++) total += part[c];
-    }
+    double total;
+    moka_reduce_chunks(count, CHUNK, 1, MOKA_UPDATE_OMP_MIN, sumsq_chunk, x, &total);
     return total;
 }
 

@@ -4,133 +4,39 @@
 #include "harness.h"
 #include "test.h"
 
-/* The fixture tensor `key`, or NULL when the fixture has none (no message). */
-static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
-{
-    for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
-    return NULL;
-}
-
-/* |a[i] - k * b[i]| <= tol * max(1, |k * b[i]|) for all i. */
-static int close_scaled(const float *a, const float *b, int64_t n, float k, double tol)
-{
-    for (int64_t i = 0; i < n; i++) {
-        const double want = (double)k * b[i];
-        if (!(fabs(a[i] - want) <= tol * fmax(1.0, fabs(want)))) {
-            fprintf(stderr, "element %lld: %.9g vs %.9g\n", (long long)i, a[i], want);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Runs the layer `cfg` on the fixture `name`: bottoms x (and x1), weights w0.. loaded when the
- * fixture has them, forward compared with y (and the weights with w0_new.. if present), backward
- * with dy compared with dx, dx1, dw0... A second backward must add the same gradients again. */
-static int check_fixture(const char *cfg, moka_phase phase, const char *name, double tol)
-{
-    moka_err err = {0};
-    moka_fixture fx;
-    moka_harness h;
-    CHECK_OK(moka_fixture_load(&fx, name, &err));
-    CHECK_OK(moka_harness_init(&h, cfg, phase, 5, &err));
-    static const char *const bottoms[] = {"x", "x1"}, *const dbottoms[] = {"dx", "dx1"};
-    static const char *const weights[] = {"w0", "w1", "w2"}, *const dweights[] = {"dw0", "dw1",
-                                                                                   "dw2"};
-    static const char *const new_weights[] = {"w0_new", "w1_new", "w2_new"};
-    for (int b = 0; b < 2; b++) {
-        const moka_tensor *x = fx_opt(&fx, bottoms[b]);
-        if (x) CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
-    }
-    CHECK_OK(moka_harness_setup(&h, &err));
-    for (int w = 0; w < h.num_weight && w < 3; w++) {
-        const moka_tensor *v = fx_opt(&fx, weights[w]);
-        CHECK(v);
-        CHECK_EQ(moka_tensor_count(h.weight[w]), moka_tensor_count(v));
-        memcpy(h.weight[w]->data, v->data, (size_t)moka_tensor_count(v) * sizeof(float));
-    }
-    const moka_tensor *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy");
-    CHECK(y && dy);
-    CHECK_EQ(h.top[0]->ndim, y->ndim);
-    CHECK_EQ(moka_tensor_count(h.top[0]), moka_tensor_count(y));
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
-    for (int w = 0; w < h.num_weight && w < 3; w++) {
-        const moka_tensor *v = fx_opt(&fx, new_weights[w]);
-        if (v) CHECK_CLOSE_N(h.weight[w]->data, v->data, moka_tensor_count(v), tol);
-    }
-    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
-    for (int pass = 1; pass <= 2; pass++) {
-        for (int b = 0; b < h.num_bottom; b++) {
-            const moka_tensor *d = fx_opt(&fx, dbottoms[b]);
-            CHECK(d);
-            CHECK(close_scaled(h.bottom[b]->grad, d->data, moka_tensor_count(d), (float)pass,
-                               tol));
-        }
-        for (int w = 0; w < h.num_weight && w < 3; w++) {
-            const moka_tensor *d = fx_opt(&fx, dweights[w]);
-            if (!h.weight[w]->grad) continue;
-            CHECK(d);
-            CHECK(close_scaled(h.weight[w]->grad, d->data, moka_tensor_count(d), (float)pass,
-                               tol));
-        }
-        /* Backward adds: running it again must double every gradient. */
-        if (pass == 1) CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
-    }
-    moka_harness_deinit(&h);
-    moka_fixture_deinit(&fx);
-    return 0;
-}
-
-/* Finite differences of every bottom and learnable weight of `cfg` on random U(-1, 1) bottoms
- * of the given shapes (shape1 NULL: one bottom). */
-static int check_gradients(const char *cfg, moka_phase phase, int ndim0, const int64_t *shape0,
-                           int ndim1, const int64_t *shape1)
-{
-    moka_err err = {0};
-    moka_harness h;
-    CHECK_OK(moka_harness_init(&h, cfg, phase, 9, &err));
-    CHECK_OK(moka_harness_add_bottom(&h, ndim0, shape0, NULL, true, &err));
-    if (shape1) CHECK_OK(moka_harness_add_bottom(&h, ndim1, shape1, NULL, true, &err));
-    CHECK_OK(moka_harness_setup(&h, &err));
-    CHECK_EQ(moka_gradcheck(&h, (moka_gradcheck_opts){.step = 1e-2, .rel_tol = 1e-3}), 0);
-    moka_harness_deinit(&h);
-    return 0;
-}
-
 #define BIAS(param) "name: 'b' type: 'Bias' bottom: 'x' top: 'y' " param
 #define BIAS_IN_PLACE(param) "name: 'b' type: 'Bias' bottom: 'x' top: 'x' " param
 #define BIAS2(param) "name: 'b' type: 'Bias' bottom: 'x' bottom: 'x1' top: 'y' " param
 
 static int matches_pytorch(void)
 {
-    CHECK(!check_fixture(BIAS(""), MOKA_TRAIN, "bias_axis1", 1e-6));
-    CHECK(!check_fixture(BIAS("bias_param { num_axes: 0 }"), MOKA_TRAIN, "bias_scalar", 1e-6));
-    CHECK(!check_fixture(BIAS("bias_param { axis: 0 num_axes: 2 }"), MOKA_TRAIN, "bias_first2",
-                         1e-6));
-    CHECK(!check_fixture(BIAS2(""), MOKA_TRAIN, "bias_bottom", 1e-6));
+    CHECK(!moka_harness_check_fixture(BIAS(""), MOKA_TRAIN, "bias_axis1", 1e-6));
+    CHECK(!moka_harness_check_fixture(BIAS("bias_param { num_axes: 0 }"), MOKA_TRAIN, "bias_scalar",
+                                      1e-6));
+    CHECK(!moka_harness_check_fixture(BIAS("bias_param { axis: 0 num_axes: 2 }"), MOKA_TRAIN,
+                                      "bias_first2", 1e-6));
+    CHECK(!moka_harness_check_fixture(BIAS2(""), MOKA_TRAIN, "bias_bottom", 1e-6));
     return 0;
 }
 
 static int matches_pytorch_in_place(void)
 {
-    CHECK(!check_fixture(BIAS_IN_PLACE(""), MOKA_TRAIN, "bias_axis1", 1e-6));
-    CHECK(!check_fixture("name: 'b' type: 'Bias' bottom: 'x' bottom: 'x1' top: 'x'", MOKA_TRAIN,
-                         "bias_bottom", 1e-6));
+    CHECK(!moka_harness_check_fixture(BIAS_IN_PLACE(""), MOKA_TRAIN, "bias_axis1", 1e-6));
+    CHECK(!moka_harness_check_fixture("name: 'b' type: 'Bias' bottom: 'x' bottom: 'x1' top: 'x'",
+                                      MOKA_TRAIN, "bias_bottom", 1e-6));
     return 0;
 }
 
 static int gradients_match_finite_differences(void)
 {
-    CHECK(!check_gradients(BIAS("bias_param { filler { type: 'gaussian' } }"), MOKA_TRAIN,
-                           MOKA_SHAPE(2, 3, 4, 5), 0, NULL));
-    CHECK(!check_gradients(BIAS_IN_PLACE("bias_param { axis: 1 num_axes: -1 }"), MOKA_TRAIN,
-                           MOKA_SHAPE(3, 4, 2), 0, NULL));
-    CHECK(!check_gradients(BIAS("bias_param { num_axes: 0 }"), MOKA_TRAIN, MOKA_SHAPE(4, 5), 0,
-                           NULL));
-    CHECK(!check_gradients(BIAS2("bias_param { axis: 0 }"), MOKA_TRAIN, MOKA_SHAPE(2, 3, 4),
-                           MOKA_SHAPE(2, 3)));
+    CHECK(!moka_harness_check_gradients(BIAS("bias_param { filler { type: 'gaussian' } }"),
+                                        MOKA_TRAIN, MOKA_SHAPE(2, 3, 4, 5), 0, NULL));
+    CHECK(!moka_harness_check_gradients(BIAS_IN_PLACE("bias_param { axis: 1 num_axes: -1 }"),
+                                        MOKA_TRAIN, MOKA_SHAPE(3, 4, 2), 0, NULL));
+    CHECK(!moka_harness_check_gradients(BIAS("bias_param { num_axes: 0 }"), MOKA_TRAIN,
+                                        MOKA_SHAPE(4, 5), 0, NULL));
+    CHECK(!moka_harness_check_gradients(BIAS2("bias_param { axis: 0 }"), MOKA_TRAIN,
+                                        MOKA_SHAPE(2, 3, 4), MOKA_SHAPE(2, 3)));
     return 0;
 }
 

@@ -7,66 +7,6 @@
 #include "harness.h"
 #include "test.h"
 
-/* The fixture tensor `key`, or NULL when the fixture has none. */
-static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
-{
-    for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
-    return NULL;
-}
-
-static int same_shape(const moka_tensor *a, const moka_tensor *b)
-{
-    if (a->ndim != b->ndim) return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return 0;
-    return 1;
-}
-
-/* Runs cfg on fixture `name` (x, w, b -> y; dy -> dx, dw, db) with `threads` OpenMP threads,
- * then runs backward once more without zeroing to check that gradients are added. */
-static int check_fixture(const char *cfg, const char *name, int threads, double tol)
-{
-    moka_err err = {0};
-    moka_fixture fx;
-    moka_harness h;
-    omp_set_num_threads(threads);
-    CHECK_OK(moka_fixture_load(&fx, name, &err));
-    const moka_tensor *x = fx_opt(&fx, "x"), *w = fx_opt(&fx, "w"), *b = fx_opt(&fx, "b");
-    const moka_tensor *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy"), *dx = fx_opt(&fx, "dx");
-    const moka_tensor *dw = fx_opt(&fx, "dw"), *db = fx_opt(&fx, "db");
-    CHECK(x && w && y && dy && dx && dw);
-    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
-    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
-    CHECK_OK(moka_harness_setup(&h, &err));
-    CHECK_EQ(h.num_weight, b ? 2 : 1);
-    CHECK(same_shape(h.weight[0], w));
-    memcpy(h.weight[0]->data, w->data, (size_t)moka_tensor_count(w) * sizeof(float));
-    if (b) {
-        CHECK(same_shape(h.weight[1], b));
-        memcpy(h.weight[1]->data, b->data, (size_t)moka_tensor_count(b) * sizeof(float));
-    }
-    CHECK(same_shape(h.top[0], y));
-    /* Two forwards: the second must give the same top (forward writes, never adds). */
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), tol);
-    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
-    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), tol);
-    CHECK_CLOSE_N(h.weight[0]->grad, dw->data, moka_tensor_count(dw), tol);
-    if (b) CHECK_CLOSE_N(h.weight[1]->grad, db->data, moka_tensor_count(db), tol);
-
-    /* Backward adds: a second pass without zeroing doubles every gradient. */
-    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
-    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
-        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2 * tol);
-    for (int64_t i = 0; i < moka_tensor_count(dw); i++)
-        CHECK_NEAR(h.weight[0]->grad[i], 2 * dw->data[i], 2 * tol);
-    moka_harness_deinit(&h);
-    moka_fixture_deinit(&fx);
-    return 0;
-}
-
 #define CONV(body)                                                                                 \
     "name: 'c' type: 'Convolution' bottom: 'x' top: 'y' convolution_param { " body " }"
 
@@ -88,11 +28,13 @@ static int matches_pytorch(void)
     };
     /* One, two and three threads split the batch differently (and chunk it differently). */
     for (int t = 1; t <= 3; t++)
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            if (check_fixture(cases[i].cfg, cases[i].name, t, 1e-5)) {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            omp_set_num_threads(t);
+            if (moka_harness_check_io_fixture(cases[i].cfg, cases[i].name, 1e-5, NULL)) {
                 fprintf(stderr, "case %s with %d threads\n", cases[i].name, t);
                 return 1;
             }
+        }
     omp_set_num_threads(2);
     return 0;
 }
@@ -206,9 +148,11 @@ static int two_bottoms_share_weights(void)
     moka_fixture fx;
     moka_harness h;
     CHECK_OK(moka_fixture_load(&fx, "conv_basic", &err));
-    const moka_tensor *x = fx_opt(&fx, "x"), *w = fx_opt(&fx, "w"), *b = fx_opt(&fx, "b");
-    const moka_tensor *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy"), *dw = fx_opt(&fx, "dw");
-    const moka_tensor *db = fx_opt(&fx, "db");
+    const moka_tensor *x = moka_fixture_find(&fx, "x"), *w = moka_fixture_find(&fx, "w"),
+                      *b = moka_fixture_find(&fx, "b");
+    const moka_tensor *y = moka_fixture_find(&fx, "y"), *dy = moka_fixture_find(&fx, "dy"),
+                      *dw = moka_fixture_find(&fx, "dw");
+    const moka_tensor *db = moka_fixture_find(&fx, "db");
     CHECK_OK(moka_harness_init(&h,
                                "name: 'c' type: 'Convolution' bottom: 'x' bottom: 'z' top: 'y' "
                                "top: 'u' convolution_param { num_output: 4 kernel_size: 3 pad: 1 }",
@@ -267,80 +211,68 @@ static int deterministic_for_a_thread_count(void)
     return 0;
 }
 
-/* Sets up cfg on one bottom of `shape` and expects status `want` with `text` in the message. */
-static int expect_error(const char *cfg, int ndim, const int64_t *shape, moka_status want,
-                        const char *text)
-{
-    moka_err err = {0};
-    moka_harness h;
-    moka_status st = moka_harness_init(&h, cfg, MOKA_TRAIN, 1, &err);
-    if (st == MOKA_OK) st = moka_harness_add_bottom(&h, ndim, shape, NULL, true, &err);
-    if (st == MOKA_OK) st = moka_harness_setup(&h, &err);
-    moka_harness_deinit(&h);
-    if (st != want)
-        TEST_FAIL_("%s: got %s, want %s (%s)", cfg, moka_status_name(st), moka_status_name(want),
-                   err.msg);
-    CHECK_CONTAINS(err.msg, "layer 'c'");
-    CHECK_CONTAINS(err.msg, text);
-    return 0;
-}
-
 static int rejects_bad_configs_and_shapes(void)
 {
     const int64_t x4[] = {1, 4, 5, 5}, x3[] = {1, 3, 5, 5}, x5[] = {1, 1, 3, 3, 3};
     const int64_t small[] = {1, 4, 3, 3}, vec[] = {2, 4, 7};
-    if (expect_error(CONV("num_output: 2 kernel_size: 5"), 4, small, MOKA_ERR_SHAPE,
-                     "larger than the padded input"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 5"), 4, small,
+                                        MOKA_ERR_SHAPE, "c", "larger than the padded input"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 dilation: 2"), 4, small, MOKA_ERR_SHAPE,
-                     "kernel (extent 5 x 5)"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 3 dilation: 2"), 4, small,
+                                        MOKA_ERR_SHAPE, "c", "kernel (extent 5 x 5)"))
         return 1;
-    if (expect_error(CONV("num_output: 0 kernel_size: 3"), 4, x4, MOKA_ERR_CONFIG,
-                     "num_output must be positive"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 0 kernel_size: 3"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "num_output must be positive"))
         return 1;
-    if (expect_error(CONV("kernel_size: 3"), 4, x4, MOKA_ERR_CONFIG, "num_output"))
+    if (moka_harness_expect_setup_error(CONV("kernel_size: 3"), 4, x4, MOKA_ERR_CONFIG, "c",
+                                        "num_output"))
         return 1;
-    if (expect_error(CONV("num_output: 4 kernel_size: 3 group: 2"), 4, x3, MOKA_ERR_CONFIG,
-                     "group 2 does not divide the 3 input channels"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 4 kernel_size: 3 group: 2"), 4, x3,
+                                        MOKA_ERR_CONFIG, "c",
+                                        "group 2 does not divide the 3 input channels"))
         return 1;
-    if (expect_error(CONV("num_output: 3 kernel_size: 3 group: 2"), 4, x4, MOKA_ERR_CONFIG,
-                     "group 2 does not divide num_output 3"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 3 kernel_size: 3 group: 2"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c",
+                                        "group 2 does not divide num_output 3"))
         return 1;
-    if (expect_error(CONV("num_output: 4 kernel_size: 3 group: 0"), 4, x4, MOKA_ERR_CONFIG,
-                     "group must be positive"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 4 kernel_size: 3 group: 0"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "group must be positive"))
         return 1;
-    if (expect_error(CONV("num_output: 2"), 4, x4, MOKA_ERR_CONFIG, "needs kernel_size"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2"), 4, x4, MOKA_ERR_CONFIG, "c",
+                                        "needs kernel_size"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 0"), 4, x4, MOKA_ERR_CONFIG,
-                     "kernel size must be nonzero"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 0"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "kernel size must be nonzero"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3"), 4, x4,
-                     MOKA_ERR_CONFIG, "either kernel_size or kernel_h/kernel_w"))
+    if (moka_harness_expect_setup_error(
+            CONV("num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3"), 4, x4, MOKA_ERR_CONFIG,
+            "c", "either kernel_size or kernel_h/kernel_w"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_h: 3"), 4, x4, MOKA_ERR_CONFIG,
-                     "kernel size must be nonzero, got 3 x 0"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_h: 3"), 4, x4, MOKA_ERR_CONFIG,
+                                        "c", "kernel size must be nonzero, got 3 x 0"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 1 kernel_size: 2 kernel_size: 3"), 4, x4,
-                     MOKA_ERR_CONFIG, "kernel_size must be given once or once per spatial axis"))
+    if (moka_harness_expect_setup_error(
+            CONV("num_output: 2 kernel_size: 1 kernel_size: 2 kernel_size: 3"), 4, x4,
+            MOKA_ERR_CONFIG, "c", "kernel_size must be given once or once per spatial axis"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 stride: 0"), 4, x4, MOKA_ERR_CONFIG,
-                     "stride must be nonzero"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 3 stride: 0"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "stride must be nonzero"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 dilation: 0"), 4, x4, MOKA_ERR_CONFIG,
-                     "dilation must be nonzero"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 3 dilation: 0"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "dilation must be nonzero"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 axis: 2"), 4, x4, MOKA_ERR_UNSUPPORTED,
-                     "axis 2 is not supported"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 3 axis: 2"), 4, x4,
+                                        MOKA_ERR_UNSUPPORTED, "c", "axis 2 is not supported"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 1"), 5, x5, MOKA_ERR_UNSUPPORTED,
-                     "only 2-D convolution"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 1"), 5, x5,
+                                        MOKA_ERR_UNSUPPORTED, "c", "only 2-D convolution"))
         return 1;
-    if (expect_error(CONV("num_output: 2 kernel_size: 1"), 3, vec, MOKA_ERR_UNSUPPORTED,
-                     "only 2-D convolution"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 1"), 3, vec,
+                                        MOKA_ERR_UNSUPPORTED, "c", "only 2-D convolution"))
         return 1;
     /* The position of the offending field is in the message. */
-    if (expect_error(CONV("num_output: 2 kernel_size: 3 stride: 0"), 4, x4, MOKA_ERR_CONFIG,
-                     "<harness>:1:"))
+    if (moka_harness_expect_setup_error(CONV("num_output: 2 kernel_size: 3 stride: 0"), 4, x4,
+                                        MOKA_ERR_CONFIG, "c", "<harness>:1:"))
         return 1;
     /* axis -3 of a 4-D input is the channel axis. */
     {

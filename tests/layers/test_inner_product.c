@@ -4,62 +4,8 @@
 #include "harness.h"
 #include "test.h"
 
-static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
-{
-    for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
-    return NULL;
-}
-
-static int same_shape(const moka_tensor *a, const moka_tensor *b)
-{
-    if (a->ndim != b->ndim) return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return 0;
-    return 1;
-}
-
 #define IP(body)                                                                                   \
     "name: 'ip' type: 'InnerProduct' bottom: 'x' top: 'y' inner_product_param { " body " }"
-
-static int check_fixture(const char *cfg, const char *name)
-{
-    moka_err err = {0};
-    moka_fixture fx;
-    moka_harness h;
-    CHECK_OK(moka_fixture_load(&fx, name, &err));
-    const moka_tensor *x = fx_opt(&fx, "x"), *w = fx_opt(&fx, "w"), *b = fx_opt(&fx, "b");
-    const moka_tensor *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy"), *dx = fx_opt(&fx, "dx");
-    const moka_tensor *dw = fx_opt(&fx, "dw"), *db = fx_opt(&fx, "db");
-    CHECK(x && w && y && dy && dx && dw);
-    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
-    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
-    CHECK_OK(moka_harness_setup(&h, &err));
-    CHECK_EQ(h.num_weight, b ? 2 : 1);
-    CHECK(same_shape(h.weight[0], w));
-    memcpy(h.weight[0]->data, w->data, (size_t)moka_tensor_count(w) * sizeof(float));
-    if (b) memcpy(h.weight[1]->data, b->data, (size_t)moka_tensor_count(b) * sizeof(float));
-    CHECK(same_shape(h.top[0], y));
-    /* Two forwards: the second must give the same top (forward writes, never adds). */
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-5);
-    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
-    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), 1e-5);
-    CHECK_CLOSE_N(h.weight[0]->grad, dw->data, moka_tensor_count(dw), 1e-5);
-    if (b) CHECK_CLOSE_N(h.weight[1]->grad, db->data, moka_tensor_count(db), 1e-5);
-    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
-    for (int64_t i = 0; i < moka_tensor_count(dw); i++)
-        CHECK_NEAR(h.weight[0]->grad[i], 2 * dw->data[i], 2e-5);
-    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
-        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2e-5);
-    if (b)
-        for (int64_t i = 0; i < moka_tensor_count(db); i++)
-            CHECK_NEAR(h.weight[1]->grad[i], 2 * db->data[i], 2e-5);
-    moka_harness_deinit(&h);
-    moka_fixture_deinit(&fx);
-    return 0;
-}
 
 static int matches_pytorch(void)
 {
@@ -72,7 +18,7 @@ static int matches_pytorch(void)
         {"inner_product_axis2", IP("num_output: 5 axis: -2")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (check_fixture(cases[i].cfg, cases[i].name)) {
+        if (moka_harness_check_io_fixture(cases[i].cfg, cases[i].name, 1e-5, NULL)) {
             fprintf(stderr, "case %s: %s\n", cases[i].name, cases[i].cfg);
             return 1;
         }

@@ -5,41 +5,7 @@
 #include "moka/log.h"
 #include "test.h"
 
-static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
-{
-    for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
-    return NULL;
-}
-
 #define LRN(body) "name: 'n' type: 'LRN' bottom: 'x' top: 'y' lrn_param { " body " }"
-
-static int check_fixture(const char *cfg, const char *name)
-{
-    moka_err err = {0};
-    moka_fixture fx;
-    moka_harness h;
-    CHECK_OK(moka_fixture_load(&fx, name, &err));
-    const moka_tensor *x = fx_opt(&fx, "x"), *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy");
-    const moka_tensor *dx = fx_opt(&fx, "dx");
-    CHECK(x && y && dy && dx);
-    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
-    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
-    CHECK_OK(moka_harness_setup(&h, &err));
-    CHECK_EQ(moka_tensor_count(h.top[0]), moka_tensor_count(y));
-    /* Two forwards: the second must give the same top (forward writes, never adds). */
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-5);
-    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data}, &err));
-    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), 1e-5);
-    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
-    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
-        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2e-5);
-    moka_harness_deinit(&h);
-    moka_fixture_deinit(&fx);
-    return 0;
-}
 
 static int matches_reference(void)
 {
@@ -52,7 +18,7 @@ static int matches_reference(void)
         {"lrn_within5", LRN("local_size: 5 alpha: 0.8 beta: 1.3 norm_region: WITHIN_CHANNEL")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (check_fixture(cases[i].cfg, cases[i].name)) {
+        if (moka_harness_check_io_fixture(cases[i].cfg, cases[i].name, 1e-5, NULL)) {
             fprintf(stderr, "case %s\n", cases[i].name);
             return 1;
         }
@@ -113,14 +79,16 @@ static int within_channel_ignores_k_with_a_warning(void)
 {
     moka_log_set(capture, NULL, MOKA_LOG_DEBUG);
     logged[0] = '\0';
-    const int r = check_fixture(LRN("local_size: 3 alpha: 0.4 k: 2 norm_region: WITHIN_CHANNEL"),
-                                "lrn_within3");
+    const int r = moka_harness_check_io_fixture(
+        LRN("local_size: 3 alpha: 0.4 k: 2 norm_region: WITHIN_CHANNEL"), "lrn_within3", 1e-5,
+        NULL);
     moka_log_set(NULL, NULL, MOKA_LOG_INFO);
     CHECK_EQ(r, 0);
     CHECK_CONTAINS(logged, "layer 'n' (LRN): k = 2 has no effect");
     logged[0] = '\0';
     moka_log_set(capture, NULL, MOKA_LOG_DEBUG);
-    const int r2 = check_fixture(LRN("local_size: 5 alpha: 0.3 beta: 0.75 k: 2"), "lrn_across5");
+    const int r2 = moka_harness_check_io_fixture(LRN("local_size: 5 alpha: 0.3 beta: 0.75 k: 2"),
+                                                 "lrn_across5", 1e-5, NULL);
     moka_log_set(NULL, NULL, MOKA_LOG_INFO);
     CHECK_EQ(r2, 0);
     CHECK_EQ(logged[0], '\0');

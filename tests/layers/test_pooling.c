@@ -7,61 +7,9 @@
 #include "harness.h"
 #include "test.h"
 
-static const moka_tensor *fx_opt(const moka_fixture *fx, const char *key)
-{
-    for (int i = 0; i < fx->count; i++)
-        if (strcmp(fx->names[i], key) == 0) return &fx->tensors[i];
-    return NULL;
-}
-
-static int same_shape(const moka_tensor *a, const moka_tensor *b)
-{
-    if (a->ndim != b->ndim) return 0;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] != b->shape[i]) return 0;
-    return 1;
-}
-
 #define POOL(body) "name: 'p' type: 'Pooling' bottom: 'x' top: 'y' pooling_param { " body " }"
 #define POOL2(body)                                                                                \
     "name: 'p' type: 'Pooling' bottom: 'x' top: 'y' top: 'm' pooling_param { " body " }"
-
-/* x -> y (and mask); dy -> dx, which a second backward must double. */
-static int check_fixture(const char *cfg, const char *name)
-{
-    moka_err err = {0};
-    moka_fixture fx;
-    moka_harness h;
-    CHECK_OK(moka_fixture_load(&fx, name, &err));
-    const moka_tensor *x = fx_opt(&fx, "x"), *y = fx_opt(&fx, "y"), *dy = fx_opt(&fx, "dy");
-    const moka_tensor *dx = fx_opt(&fx, "dx"), *mask = fx_opt(&fx, "mask");
-    CHECK(x && y && dy && dx);
-    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 5, &err));
-    CHECK_OK(moka_harness_add_bottom(&h, x->ndim, x->shape, x->data, true, &err));
-    CHECK_OK(moka_harness_setup(&h, &err));
-    CHECK(same_shape(h.top[0], y));
-    /* Two forwards: the second must give the same top (forward writes, never adds). */
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_OK(moka_harness_forward(&h, &err));
-    CHECK_CLOSE_N(h.top[0]->data, y->data, moka_tensor_count(y), 1e-6);
-    if (h.num_top > 1) {
-        CHECK(mask);
-        CHECK(same_shape(h.top[1], mask));
-        CHECK_CLOSE_N(h.top[1]->data, mask->data, moka_tensor_count(mask), 0);
-    }
-    const int64_t ny = moka_tensor_count(y);
-    float *zero = calloc((size_t)ny, sizeof *zero);
-    CHECK(zero);
-    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy->data, zero}, &err));
-    CHECK_CLOSE_N(h.bottom[0]->grad, dx->data, moka_tensor_count(dx), 1e-6);
-    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
-    for (int64_t i = 0; i < moka_tensor_count(dx); i++)
-        CHECK_NEAR(h.bottom[0]->grad[i], 2 * dx->data[i], 2e-6);
-    free(zero);
-    moka_harness_deinit(&h);
-    moka_fixture_deinit(&fx);
-    return 0;
-}
 
 static int matches_caffe_rules(void)
 {
@@ -83,7 +31,7 @@ static int matches_caffe_rules(void)
         {"pooling_max_clip", POOL2("kernel_size: 2 stride: 2 pad: 1")},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (check_fixture(cases[i].cfg, cases[i].name)) {
+        if (moka_harness_check_io_fixture(cases[i].cfg, cases[i].name, 1e-6, "mask")) {
             fprintf(stderr, "case %s: %s\n", cases[i].name, cases[i].cfg);
             return 1;
         }
@@ -220,23 +168,6 @@ static int gradients_match_finite_differences(void)
     return 0;
 }
 
-static int expect_error(const char *cfg, int ndim, const int64_t *shape, moka_status want,
-                        const char *text)
-{
-    moka_err err = {0};
-    moka_harness h;
-    moka_status st = moka_harness_init(&h, cfg, MOKA_TRAIN, 1, &err);
-    if (st == MOKA_OK) st = moka_harness_add_bottom(&h, ndim, shape, NULL, true, &err);
-    if (st == MOKA_OK) st = moka_harness_setup(&h, &err);
-    moka_harness_deinit(&h);
-    if (st != want)
-        TEST_FAIL_("%s: got %s, want %s (%s)", cfg, moka_status_name(st), moka_status_name(want),
-                   err.msg);
-    CHECK_CONTAINS(err.msg, "layer 'p'");
-    CHECK_CONTAINS(err.msg, text);
-    return 0;
-}
-
 static int rejects_bad_configs_and_shapes(void)
 {
     const int64_t x[] = {1, 2, 5, 5}, x3[] = {2, 3, 5};
@@ -263,8 +194,11 @@ static int rejects_bad_configs_and_shapes(void)
         {POOL2("pool: AVE kernel_size: 2"), MOKA_ERR_CONFIG, "only MAX pooling has a second"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (expect_error(cases[i].cfg, 4, x, cases[i].want, cases[i].text)) return 1;
-    if (expect_error(POOL("kernel_size: 2"), 3, x3, MOKA_ERR_SHAPE, "input must be 4-D")) return 1;
+        if (moka_harness_expect_setup_error(cases[i].cfg, 4, x, cases[i].want, "p", cases[i].text))
+            return 1;
+    if (moka_harness_expect_setup_error(POOL("kernel_size: 2"), 3, x3, MOKA_ERR_SHAPE, "p",
+                                        "input must be 4-D"))
+        return 1;
     return 0;
 }
 
