@@ -276,6 +276,11 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
         s->slots[s->num_slots++] = (moka_param_slot){params[i].offset, params[i].count,
                                                      params[i].lr_mult, params[i].decay_mult};
     }
+    /* Caffe's solver-level `weights` initialise the train net like --weights. */
+    for (int i = 0; i < moka_pt_count(s->sp, "weights"); i++) {
+        st = moka_solver_load_weights(s, moka_pt_str_at(s->sp, "weights", i), err);
+        if (st) goto fail;
+    }
     moka_logf(MOKA_LOG_INFO, "solver", "Solver scaffolding done.");
     *out = s;
     return MOKA_OK;

@@ -86,6 +86,13 @@ else
     bad "--weights: start accuracy '$acc_start' vs snapshot's '$acc_end'"; tail -3 g.log
 fi
 
+# The solver file's own `weights:` field does the same.
+solver n32.prototxt k 1 'weights: "f_iter_30.caffemodel"' >k.prototxt
+"$moka" train --solver=k.prototxt --threads=2 --iterations=1 2>k.log </dev/null
+acc_k=$(grep "Test net output #0" k.log | head -1 | sed 's/.*= //')
+if [ -n "$acc_k" ] && [ "$acc_k" = "$acc_end" ]; then ok "solver weights: field fine-tunes too"
+else bad "solver weights: field: '$acc_k' vs '$acc_end'"; tail -2 k.log; fi
+
 # solver_mode: GPU.
 solver n32.prototxt h 1 "solver_mode: GPU" >h.prototxt
 if "$moka" train --solver=h.prototxt --threads=2 --iterations=2 2>h.log </dev/null &&
