@@ -165,13 +165,14 @@ static int parse_effect(const char *cmd, const char *name, const char *v, moka_s
 
 static int cmd_train(int argc, char **argv)
 {
-    flag flags[] = {{"solver", NULL},       {"weights", NULL}, {"snapshot", NULL},
-                    {"iterations", NULL},   {"threads", NULL}, {"sigint_effect", NULL},
-                    {"sighup_effect", NULL}};
+    flag flags[] = {{"solver", NULL},        {"weights", NULL},   {"snapshot", NULL},
+                    {"iterations", NULL},    {"threads", NULL},   {"sigint_effect", NULL},
+                    {"sighup_effect", NULL}, {"log_dir", NULL},   {"log_run", NULL},
+                    {"histogram_interval", NULL},                 {"log_images", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = parse_flags("train", argc, argv, flags, 7, pos, &npos, 0, &help);
+    int rc = parse_flags("train", argc, argv, flags, 11, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -197,6 +198,17 @@ static int cmd_train(int argc, char **argv)
     if (flags[4].value) {
         if ((rc = parse_int_flag("train", "threads", flags[4].value, 1, 4096, &v))) return rc;
         opts.threads = (int)v;
+    }
+    opts.log_dir = flags[7].value;
+    opts.log_run = flags[8].value;
+    if (flags[9].value) {
+        if ((rc = parse_int_flag("train", "histogram_interval", flags[9].value, 1, 2000000000L, &v)))
+            return rc;
+        opts.histogram_interval = v;
+    }
+    if (flags[10].value) {
+        if ((rc = parse_int_flag("train", "log_images", flags[10].value, 1, 64, &v))) return rc;
+        opts.log_images = v;
     }
     signal_policy pol = {MOKA_ACTION_STOP, MOKA_ACTION_SNAPSHOT};
     if (flags[5].value &&

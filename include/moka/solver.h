@@ -38,6 +38,13 @@ typedef struct moka_solver_opts {
     int threads;      /* kernel threads; 0 = all CPUs */
     moka_solver_action_fn action; /* polled once per iteration and per test batch; may be NULL */
     void *action_user;
+    /* TensorBoard event files (override the solver file's log_dir / histogram_interval /
+     * log_images; NULL or 0 keep the file's values). Events go to <log_dir>/<log_run>/; the run
+     * name defaults to the solver file's name without its extension. */
+    const char *log_dir;
+    const char *log_run;
+    int64_t histogram_interval;
+    int64_t log_images;
 } moka_solver_opts;
 
 /* Reads the solver file and builds the train net and the test nets (sharing its weights).

@@ -14,6 +14,7 @@
 #include "io/caffemodel.h"
 #include "io/prototxt.h"
 #include "moka/log.h"
+#include "solvers/summary.h"
 #include "solvers/update.h"
 
 #define MAX_TEST_NETS 16
@@ -42,6 +43,8 @@ struct moka_solver {
     float *scores;
     int num_scores;
     double images_per_s;
+    moka_summary *summary; /* NULL without a log_dir */
+    int64_t histogram_interval, log_images;
 };
 
 static double now_s(void)
@@ -235,6 +238,31 @@ static moka_status build_nets(moka_solver *s, moka_err *err)
     return MOKA_OK;
 }
 
+/* The TensorBoard event file, when a log_dir is given by flag or solver field. */
+static moka_status open_summary(moka_solver *s, const char *solver_path, moka_err *err)
+{
+    const char *dir = s->opts.log_dir ? s->opts.log_dir : moka_pt_str(s->sp, "log_dir");
+    s->histogram_interval = s->opts.histogram_interval > 0 ? s->opts.histogram_interval
+                                                           : moka_pt_int(s->sp, "histogram_interval");
+    s->log_images = s->opts.log_images > 0 ? s->opts.log_images : moka_pt_int(s->sp, "log_images");
+    if (!dir[0]) return MOKA_OK;
+    char run[256];
+    if (s->opts.log_run) {
+        snprintf(run, sizeof run, "%s", s->opts.log_run);
+    } else {
+        const char *base = strrchr(solver_path, '/');
+        snprintf(run, sizeof run, "%s", base ? base + 1 : solver_path);
+        char *dot = strrchr(run, '.');
+        if (dot && dot != run) *dot = '\0';
+    }
+    if (!run[0] || strchr(run, '/') || strcmp(run, ".") == 0 || strcmp(run, "..") == 0)
+        return moka_errf(err, MOKA_ERR_CONFIG, "bad run name '%s' for the event files", run);
+    MOKA_TRY(moka_summary_open(dir, run, s->net, &s->summary, err));
+    moka_logf(MOKA_LOG_INFO, "solver", "Writing TensorBoard events to %s",
+              moka_summary_path(s->summary));
+    return MOKA_OK;
+}
+
 moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *opts,
                                moka_solver **out, moka_err *err)
 {
@@ -281,6 +309,8 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
         st = moka_solver_load_weights(s, moka_pt_str_at(s->sp, "weights", i), err);
         if (st) goto fail;
     }
+    st = open_summary(s, solver_path, err);
+    if (st) goto fail;
     moka_logf(MOKA_LOG_INFO, "solver", "Solver scaffolding done.");
     *out = s;
     return MOKA_OK;
@@ -295,6 +325,7 @@ void moka_solver_free(moka_solver *s)
     for (int i = 0; i < s->num_test; i++) moka_net_free(s->test_nets[i]);
     moka_net_free(s->net);
     for (int i = 0; i < 1 + MAX_TEST_NETS; i++) moka_pt_doc_free(s->net_docs[i]);
+    moka_summary_close(s->summary);
     moka_pt_doc_free(s->doc);
     free(s->stepvalues);
     free(s->slots);
@@ -330,9 +361,8 @@ static void update_smoothed_loss(moka_solver *s, float loss, int64_t start_iter)
     }
 }
 
-static void apply_update(moka_solver *s, bool display)
+static void apply_update(moka_solver *s, float rate, bool display)
 {
-    const float rate = moka_lr_rate(&s->hp, s->iter, &s->current_step);
     if (display)
         moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, lr = %g", (long long)s->iter, rate);
     float *data = moka_net_param_data(s->net), *diff = moka_net_param_grad(s->net);
@@ -411,6 +441,7 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
     if (moka_pt_bool(s->sp, "test_compute_loss"))
         moka_logf(MOKA_LOG_INFO, "solver", "Test loss: %g", test_loss / (double)s->test_iter[id]);
     log_outputs(tn, "Test", s->scores);
+    if (s->summary) MOKA_TRY(moka_summary_test(s->summary, s->iter, id, tn, s->scores, err));
     if (scores) *scores = s->scores;
     if (n) *n = total;
     return MOKA_OK;
@@ -453,9 +484,18 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
             moka_logf(MOKA_LOG_WARN, "solver", "Iteration %lld: loss is %g", (long long)s->iter,
                       loss);
         update_smoothed_loss(s, loss, start_iter);
+        /* Caffe computes the rate in ApplyUpdate; here it is needed for the summary too. */
+        const float rate = moka_lr_rate(&s->hp, s->iter, &s->current_step);
         if (display) {
             const double now = now_s(), lapse = now - t_last;
             const double per_s = (double)(s->iter - last_iter) / (lapse > 0 ? lapse : 1);
+            if (s->summary) {
+                const double ips = per_s * (double)(s->hp.iter_size * moka_net_batch_size(s->net));
+                MOKA_TRY(moka_summary_train(s->summary, s->iter, loss, s->smoothed_loss, rate,
+                                            ips, err));
+                if (s->log_images > 0)
+                    MOKA_TRY(moka_summary_images(s->summary, s->iter, s->net, s->log_images, err));
+            }
             moka_logf(MOKA_LOG_INFO, "solver",
                       "Iteration %lld (%g iter/s, %.3fs/%lld iters), loss = %g", (long long)s->iter,
                       per_s, lapse, (long long)s->display, s->smoothed_loss);
@@ -463,7 +503,9 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
             last_iter = s->iter;
             log_outputs(s->net, "Train", NULL);
         }
-        apply_update(s, display);
+        if (s->summary && s->histogram_interval > 0 && s->iter % s->histogram_interval == 0)
+            MOKA_TRY(moka_summary_histograms(s->summary, s->iter, s->net, err));
+        apply_update(s, rate, display);
         s->iter++;
         const moka_solver_action a = poll_action(s);
         if ((s->snapshot > 0 && s->iter % s->snapshot == 0) || a == MOKA_ACTION_SNAPSHOT)
@@ -588,6 +630,7 @@ moka_status moka_solver_restore(moka_solver *s, const char *path, moka_err *err)
     s->iter = ss.iter;
     s->current_step = ss.current_step;
     st = moka_net_seek(s->net, s->iter * s->hp.iter_size, err);
+    if (st == MOKA_OK && s->summary) st = moka_summary_resume(s->summary, s->iter, err);
 done:
     moka_solverstate_deinit(&ss);
     return st;
