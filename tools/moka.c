@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "board/board.h"
 #include "moka/ctx.h"
 #include "moka/log.h"
 #include "moka/net.h"
@@ -498,6 +499,46 @@ static int cmd_check(int argc, char **argv)
     return rc;
 }
 
+/* ---- board ---- */
+
+static int cmd_board(int argc, char **argv)
+{
+    flag flags[] = {{"logdir", NULL}, {"port", NULL}, {"host", NULL}, {"token", NULL}};
+    const char *pos[1];
+    int npos;
+    bool help;
+    int rc = parse_flags("board", argc, argv, flags, 4, pos, &npos, 0, &help);
+    if (rc) return rc;
+    if (help) {
+        printf("usage: moka board --logdir=DIR [--port=6006] [--host=127.0.0.1] [--token=T]\n"
+               "  --logdir=DIR    the --log_dir of `moka train`: one run per subdirectory\n"
+               "  --port=N        TCP port (default 6006; 0 picks a free one, printed at start)\n"
+               "  --host=ADDR     address to bind (default 127.0.0.1; 0.0.0.0 for every "
+               "interface)\n"
+               "  --token=T       require ?token=T (default: none on loopback, else a random one, "
+               "printed)\n"
+               "Serves the live dashboard (charts, histograms, graph) and JSON under /api/;\n"
+               "Ctrl-C stops it.\n");
+        return 0;
+    }
+    if (!flags[0].value) return usage_error("board", "%s", "--logdir=DIR is required");
+    moka_board_opts opts = {
+        .logdir = flags[0].value, .host = flags[2].value, .token = flags[3].value, .stop = &got_sigint};
+    if (flags[1].value) {
+        long v;
+        if ((rc = parse_int_flag("board", "port", flags[1].value, 0, 65535, &v))) return rc;
+        opts.port = v == 0 ? MOKA_BOARD_PORT_ANY : (int)v;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    moka_err err = {0};
+    if (moka_board_serve(&opts, &err) != MOKA_OK) return fail("board", &err);
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 typedef struct command {
@@ -514,6 +555,7 @@ static const command commands[] = {
     {"time", cmd_time, "benchmark a model's forward and backward passes per layer"},
     {"device_query", cmd_device_query, "show the CPU (and GPUs) moka can use"},
     {"check", cmd_check, "validate net or solver prototxt files without running them"},
+    {"board", cmd_board, "serve the live dashboard of a --log_dir in the browser"},
     {"help", cmd_help, "show this list, or `moka help CMD` for a command's flags"},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
