@@ -19,7 +19,7 @@ plain=() logged=()
 for r in $(seq "$rounds"); do
     plain+=("$("$moka" train --solver="$tmp/solver.prototxt" --iterations="$iters" 2>&1 | ips)")
     logged+=("$("$moka" train --solver="$tmp/solver.prototxt" --iterations="$iters" --log_dir="$tmp/logs" \
-        --histogram_interval=100 --log_images=2 2>&1 | ips)")
+        ${EXTRA_FLAGS---histogram_interval=100 --log_images=2} 2>&1 | ips)")
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 mp=$(median "${plain[@]}")

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -317,26 +318,64 @@ moka_status moka_tfevents_histogram(moka_tfevents *w, int64_t step, const char *
     const double *lim = w->limits;
     double *cnt = w->counts;
     memset(cnt, 0, sizeof(double) * (size_t)nl);
-    double mn = DBL_MAX, mx = -DBL_MAX, num = 0, sum = 0, sum_sq = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double v = values[i];
-        if (!isfinite(v)) continue;
-        /* upper_bound: the first limit > v. A finite float is below DBL_MAX, so b < nl. */
-        int lo = 0, hi = nl - 1;
-        while (lo < hi) {
-            const int mid = lo + (hi - lo) / 2;
-            if (lim[mid] > v)
-                hi = mid;
-            else
-                lo = mid + 1;
+    /* Large blobs (a 400k-weight layer) are counted by the OpenMP team, each thread over one
+     * contiguous chunk with counts of its own; the partial results are combined in thread
+     * order, so the same thread count always gives the same sums. */
+    const int nt = n >= 65536 ? omp_get_max_threads() : 1;
+    const int zero = (nl - 3) / 2 + 1; /* index of the 0 limit (see build_limits) */
+    const double inv_log11 = 1.0 / log(1.1);
+    double *part = calloc((size_t)nt * ((size_t)nl + 5), sizeof(double));
+    if (!part)
+        return moka_errf(err, MOKA_ERR_NOMEM, "%s: histogram '%s': out of memory", w->path, tag);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = omp_get_thread_num(), team = omp_get_num_threads();
+        double *pc = part + (size_t)t * ((size_t)nl + 5), *stat = pc + nl;
+        const int64_t begin = n * t / team, end = n * (t + 1) / team;
+        double lmn = DBL_MAX, lmx = -DBL_MAX, lnum = 0, lsum = 0, lsq = 0;
+        for (int64_t i = begin; i < end; i++) {
+            const double v = values[i];
+            if (!isfinite(v)) continue;
+            /* upper_bound: the first limit > v (a finite float is below DBL_MAX, so it exists).
+             * The limits are 0 and +-1e-12 * 1.1^k, so a logarithm lands within a step or two
+             * of the answer; the two loops then settle it exactly against the table. */
+            const double a = fabs(v);
+            int lo;
+            if (a < 1e-12) {
+                lo = v < 0 ? zero : zero + 1;
+            } else {
+                int k = (int)(log(a * 1e12) * inv_log11);
+                k = k < 0 ? 0 : k > nl ? nl : k;
+                lo = v > 0 ? zero + 2 + k : zero - 1 - k;
+                lo = lo < 0 ? 0 : lo > nl - 1 ? nl - 1 : lo;
+            }
+            while (lim[lo] <= v) lo++;
+            while (lo > 0 && lim[lo - 1] > v) lo--;
+            pc[lo] += 1.0;
+            lmn = v < lmn ? v : lmn;
+            lmx = v > lmx ? v : lmx;
+            lnum += 1.0;
+            lsum += v;
+            lsq += v * v;
         }
-        cnt[lo] += 1.0;
-        if (v < mn) mn = v;
-        if (v > mx) mx = v;
-        num += 1.0;
-        sum += v;
-        sum_sq += v * v;
+        stat[0] = lmn;
+        stat[1] = lmx;
+        stat[2] = lnum;
+        stat[3] = lsum;
+        stat[4] = lsq;
     }
+    double mn = DBL_MAX, mx = -DBL_MAX, num = 0, sum = 0, sum_sq = 0;
+    for (int t = 0; t < nt; t++) {
+        const double *pc = part + (size_t)t * ((size_t)nl + 5), *stat = pc + nl;
+        for (int b = 0; b < nl; b++) cnt[b] += pc[b];
+        if (stat[2] == 0) continue;
+        mn = stat[0] < mn ? stat[0] : mn;
+        mx = stat[1] > mx ? stat[1] : mx;
+        num += stat[2];
+        sum += stat[3];
+        sum_sq += stat[4];
+    }
+    free(part);
 
     /* EncodeToProto(preserve_zero_buckets = false): runs of empty buckets become one entry with
      * the last limit of the run. At most nl entries. */
