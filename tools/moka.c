@@ -6,6 +6,7 @@
  *   moka time --model=NET [--iterations=N]
  *   moka device_query
  *   moka check FILE...
+ *   moka board --logdir=DIR [--port=6006] [--host=127.0.0.1] [--token=T]
  *
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  * Log lines go to stderr in Caffe's (glog) format.
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "board/board.h"
+#include "cli.h"
 #include "moka/ctx.h"
 #include "moka/log.h"
 #include "moka/net.h"
@@ -44,80 +46,7 @@ static void glog_sink(moka_log_level level, const char *src, const char *msg, vo
 
 /* ---- flags ---- */
 
-typedef struct flag {
-    const char *name;
-    const char *value; /* NULL when not given */
-} flag;
-
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "moka %s: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(see 'moka %s --help')\n", cmd);
-    return 2;
-}
-
-/* Parses --name=value / --name value into flags (names listed by the caller); positional
- * arguments are returned in pos. Returns 0, or the exit code for a usage error. */
-static int parse_flags(const char *cmd, int argc, char **argv, flag *flags, int nflags,
-                       const char **pos, int *npos, int max_pos, bool *help)
-{
-    *npos = 0;
-    *help = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            *help = true;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 && !(a[0] == '-' && a[1] && a[1] != '-')) {
-            if (*npos >= max_pos) return usage_error(cmd, "unexpected argument '%s'", a);
-            pos[(*npos)++] = a;
-            continue;
-        }
-        const char *name = a + (a[1] == '-' ? 2 : 1);
-        const char *eq = strchr(name, '=');
-        const size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        int f = -1;
-        for (int k = 0; k < nflags; k++)
-            if (strlen(flags[k].name) == nlen && strncmp(flags[k].name, name, nlen) == 0) f = k;
-        if (f < 0) return usage_error(cmd, "unknown flag '%s'", a);
-        if (eq) {
-            flags[f].value = eq + 1;
-        } else {
-            if (i + 1 >= argc) return usage_error(cmd, "flag '%s' needs a value", a);
-            flags[f].value = argv[++i];
-        }
-    }
-    return 0;
-}
-
-static int parse_int_flag(const char *cmd, const char *name, const char *v, long lo, long hi,
-                          long *out)
-{
-    char *end;
-    errno = 0;
-    const long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "moka %s: --%s must be an integer in [%ld, %ld], got '%s'\n", cmd, name, lo,
-                hi, v);
-        return 2;
-    }
-    *out = x;
-    return 0;
-}
-
-static int fail(const char *cmd, const moka_err *err)
-{
-    fprintf(stderr, "moka %s: %s\n", cmd, err->msg);
-    switch (err->code) {
-    case MOKA_ERR_CONFIG:
-    case MOKA_ERR_UNSUPPORTED:
-    case MOKA_ERR_INVALID_ARG:
-    case MOKA_ERR_SHAPE: return 2;
-    default: return 1;
-    }
-}
+/* Flag parsing and error exits shared by every command: tools/cli.c. */
 
 /* ---- signals (Caffe's --sigint_effect / --sighup_effect) ---- */
 
@@ -166,14 +95,16 @@ static int parse_effect(const char *cmd, const char *name, const char *v, moka_s
 
 static int cmd_train(int argc, char **argv)
 {
-    flag flags[] = {{"solver", NULL},        {"weights", NULL},   {"snapshot", NULL},
-                    {"iterations", NULL},    {"threads", NULL},   {"sigint_effect", NULL},
-                    {"sighup_effect", NULL}, {"log_dir", NULL},   {"log_run", NULL},
-                    {"histogram_interval", NULL},                 {"log_images", NULL}};
+    flag flags[] = {{"solver", NULL},        {"weights", NULL},
+                    {"snapshot", NULL},      {"iterations", NULL},
+                    {"threads", NULL},       {"sigint_effect", NULL},
+                    {"sighup_effect", NULL}, {"log_dir", NULL},
+                    {"log_run", NULL},       {"histogram_interval", NULL},
+                    {"log_images", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = parse_flags("train", argc, argv, flags, 11, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("train", argc, argv, flags, 11, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -186,29 +117,30 @@ static int cmd_train(int argc, char **argv)
             "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n");
         return 0;
     }
-    if (!flags[0].value) return usage_error("train", "%s", "--solver=FILE is required");
+    if (!flags[0].value) return moka_cli_usage_error("train", "%s", "--solver=FILE is required");
     if (flags[1].value && flags[2].value)
-        return usage_error("train", "%s", "give --weights or --snapshot, not both");
+        return moka_cli_usage_error("train", "%s", "give --weights or --snapshot, not both");
     moka_solver_opts opts = {0};
     long v;
     if (flags[3].value) {
-        if ((rc = parse_int_flag("train", "iterations", flags[3].value, 1, 2000000000L, &v)))
+        if ((rc = moka_cli_parse_int("train", "iterations", flags[3].value, 1, 2000000000L, &v)))
             return rc;
         opts.max_iter = v;
     }
     if (flags[4].value) {
-        if ((rc = parse_int_flag("train", "threads", flags[4].value, 1, 4096, &v))) return rc;
+        if ((rc = moka_cli_parse_int("train", "threads", flags[4].value, 1, 4096, &v))) return rc;
         opts.threads = (int)v;
     }
     opts.log_dir = flags[7].value;
     opts.log_run = flags[8].value;
     if (flags[9].value) {
-        if ((rc = parse_int_flag("train", "histogram_interval", flags[9].value, 1, 2000000000L, &v)))
+        if ((rc = moka_cli_parse_int("train", "histogram_interval", flags[9].value, 1, 2000000000L,
+                                     &v)))
             return rc;
         opts.histogram_interval = v;
     }
     if (flags[10].value) {
-        if ((rc = parse_int_flag("train", "log_images", flags[10].value, 1, 64, &v))) return rc;
+        if ((rc = moka_cli_parse_int("train", "log_images", flags[10].value, 1, 64, &v))) return rc;
         opts.log_images = v;
     }
     signal_policy pol = {MOKA_ACTION_STOP, MOKA_ACTION_SNAPSHOT};
@@ -229,7 +161,7 @@ static int cmd_train(int argc, char **argv)
 
     moka_err err = {0};
     moka_solver *s;
-    if (moka_solver_create(flags[0].value, &opts, &s, &err)) return fail("train", &err);
+    if (moka_solver_create(flags[0].value, &opts, &s, &err)) return moka_cli_fail("train", &err);
     moka_status st = MOKA_OK;
     if (flags[1].value) st = moka_solver_load_weights(s, flags[1].value, &err);
     if (!st && flags[2].value) st = moka_solver_restore(s, flags[2].value, &err);
@@ -238,7 +170,7 @@ static int cmd_train(int argc, char **argv)
         moka_logf(MOKA_LOG_INFO, "train", "Training throughput: %.1f images/s",
                   moka_solver_images_per_second(s));
     moka_solver_free(s);
-    if (st) return fail("train", &err);
+    if (st) return moka_cli_fail("train", &err);
     return 0;
 }
 
@@ -250,20 +182,20 @@ static int cmd_test(int argc, char **argv)
     const char *pos[1];
     int npos;
     bool help;
-    int rc = parse_flags("test", argc, argv, flags, 4, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("test", argc, argv, flags, 4, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]\n"
                "Runs the TEST phase of the net and prints per-batch and average outputs.\n");
         return 0;
     }
-    if (!flags[0].value) return usage_error("test", "%s", "--model=FILE is required");
+    if (!flags[0].value) return moka_cli_usage_error("test", "%s", "--model=FILE is required");
     long iters = 50, threads = 0;
     if (flags[2].value &&
-        (rc = parse_int_flag("test", "iterations", flags[2].value, 1, 1000000000L, &iters)))
+        (rc = moka_cli_parse_int("test", "iterations", flags[2].value, 1, 1000000000L, &iters)))
         return rc;
     if (flags[3].value &&
-        (rc = parse_int_flag("test", "threads", flags[3].value, 1, 4096, &threads)))
+        (rc = moka_cli_parse_int("test", "threads", flags[3].value, 1, 4096, &threads)))
         return rc;
     if (!flags[1].value)
         moka_logf(MOKA_LOG_WARN, "test", "no --weights given: testing freshly initialised weights");
@@ -274,10 +206,11 @@ static int cmd_test(int argc, char **argv)
     moka_err err = {0};
     moka_net *net;
     const moka_net_state st = {MOKA_TEST, 0, 0, NULL};
-    if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err)) return fail("test", &err);
+    if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err))
+        return moka_cli_fail("test", &err);
     if (flags[1].value && moka_net_load_weights(net, flags[1].value, &err)) {
         moka_net_free(net);
-        return fail("test", &err);
+        return moka_cli_fail("test", &err);
     }
     moka_logf(MOKA_LOG_INFO, "test", "Running for %ld iterations.", iters);
     int total = 0;
@@ -289,7 +222,7 @@ static int cmd_test(int argc, char **argv)
         if (moka_net_forward(net, &l, &err)) {
             free(score);
             moka_net_free(net);
-            return fail("test", &err);
+            return moka_cli_fail("test", &err);
         }
         loss += l;
         int idx = 0;
@@ -336,7 +269,7 @@ static int cmd_time(int argc, char **argv)
     const char *pos[1];
     int npos;
     bool help;
-    int rc = parse_flags("time", argc, argv, flags, 4, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("time", argc, argv, flags, 4, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka time --model=NET.prototxt [--iterations=50] [--threads=N] "
@@ -344,20 +277,21 @@ static int cmd_time(int argc, char **argv)
                "Times forward and backward passes layer by layer, like 'caffe time'.\n");
         return 0;
     }
-    if (!flags[0].value) return usage_error("time", "%s", "--model=FILE is required");
+    if (!flags[0].value) return moka_cli_usage_error("time", "%s", "--model=FILE is required");
     long iters = 50, threads = 0;
     if (flags[1].value &&
-        (rc = parse_int_flag("time", "iterations", flags[1].value, 1, 1000000000L, &iters)))
+        (rc = moka_cli_parse_int("time", "iterations", flags[1].value, 1, 1000000000L, &iters)))
         return rc;
     if (flags[2].value &&
-        (rc = parse_int_flag("time", "threads", flags[2].value, 1, 4096, &threads)))
+        (rc = moka_cli_parse_int("time", "threads", flags[2].value, 1, 4096, &threads)))
         return rc;
     moka_net_state st = {MOKA_TRAIN, 0, 0, NULL};
     if (flags[3].value) {
         if (strcmp(flags[3].value, "TEST") == 0)
             st.phase = MOKA_TEST;
         else if (strcmp(flags[3].value, "TRAIN") != 0)
-            return usage_error("time", "--phase must be TRAIN or TEST, got '%s'", flags[3].value);
+            return moka_cli_usage_error("time", "--phase must be TRAIN or TEST, got '%s'",
+                                        flags[3].value);
     }
     moka_ctx ctx;
     moka_ctx_init(&ctx);
@@ -365,7 +299,8 @@ static int cmd_time(int argc, char **argv)
     const int used = moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;
-    if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err)) return fail("time", &err);
+    if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err))
+        return moka_cli_fail("time", &err);
     const int nl = moka_net_num_layers(net);
     double *fwd = calloc((size_t)nl + 1, sizeof(double)),
            *bwd = calloc((size_t)nl + 1, sizeof(double));
@@ -415,7 +350,7 @@ static int cmd_time(int argc, char **argv)
     free(fwd);
     free(bwd);
     moka_net_free(net);
-    return s ? fail("time", &err) : 0;
+    return s ? moka_cli_fail("time", &err) : 0;
 }
 
 /* ---- device_query ---- */
@@ -463,7 +398,7 @@ static int cmd_device_query(int argc, char **argv)
 
 static int cmd_check(int argc, char **argv)
 {
-    if (argc == 0) return usage_error("check", "%s", "give one or more prototxt files");
+    if (argc == 0) return moka_cli_usage_error("check", "%s", "give one or more prototxt files");
     if (strcmp(argv[0], "--help") == 0) {
         printf("usage: moka check FILE...\nValidates Caffe net or solver prototxt files without "
                "running them.\n");
@@ -507,7 +442,7 @@ static int cmd_board(int argc, char **argv)
     const char *pos[1];
     int npos;
     bool help;
-    int rc = parse_flags("board", argc, argv, flags, 4, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("board", argc, argv, flags, 4, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka board --logdir=DIR [--port=6006] [--host=127.0.0.1] [--token=T]\n"
@@ -521,12 +456,14 @@ static int cmd_board(int argc, char **argv)
                "Ctrl-C stops it.\n");
         return 0;
     }
-    if (!flags[0].value) return usage_error("board", "%s", "--logdir=DIR is required");
-    moka_board_opts opts = {
-        .logdir = flags[0].value, .host = flags[2].value, .token = flags[3].value, .stop = &got_sigint};
+    if (!flags[0].value) return moka_cli_usage_error("board", "%s", "--logdir=DIR is required");
+    moka_board_opts opts = {.logdir = flags[0].value,
+                            .host = flags[2].value,
+                            .token = flags[3].value,
+                            .stop = &got_sigint};
     if (flags[1].value) {
         long v;
-        if ((rc = parse_int_flag("board", "port", flags[1].value, 0, 65535, &v))) return rc;
+        if ((rc = moka_cli_parse_int("board", "port", flags[1].value, 0, 65535, &v))) return rc;
         opts.port = v == 0 ? MOKA_BOARD_PORT_ANY : (int)v;
     }
     struct sigaction sa;
@@ -535,7 +472,7 @@ static int cmd_board(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     moka_err err = {0};
-    if (moka_board_serve(&opts, &err) != MOKA_OK) return fail("board", &err);
+    if (moka_board_serve(&opts, &err) != MOKA_OK) return moka_cli_fail("board", &err);
     return 0;
 }
 
