@@ -10,8 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PKGS="build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler
-            libopenblas-openmp-dev zlib1g-dev libmicrohttpd-dev dataset-fashion-mnist python3"
-TEST_PKGS="clang libfuzzer-14-dev libclang-rt-14-dev chromium"
+            libopenblas-openmp-dev zlib1g-dev libmicrohttpd-dev liblmdb-dev libhdf5-dev
+            libjpeg-dev libpng-dev dataset-fashion-mnist python3"
+TEST_PKGS="clang libfuzzer-14-dev libclang-rt-14-dev chromium python3-opencv python3-lmdb python3-numpy
+           python3-pil"
 BENCH_PKGS="python3-torch python3-numpy"
 
 install_missing() {

@@ -478,6 +478,10 @@ static int cmd_board(int argc, char **argv)
 
 /* ---- dispatch ---- */
 
+/* Commands in their own files (tools/cmd_*.c). */
+int cmd_convert_imageset(int argc, char **argv);
+int cmd_compute_image_mean(int argc, char **argv);
+
 typedef struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -493,6 +497,8 @@ static const command commands[] = {
     {"device_query", cmd_device_query, "show the CPU (and GPUs) moka can use"},
     {"check", cmd_check, "validate net or solver prototxt files without running them"},
     {"board", cmd_board, "serve the live dashboard of a --log_dir in the browser"},
+    {"convert_imageset", cmd_convert_imageset, "convert a list of images to an LMDB of Datums"},
+    {"compute_image_mean", cmd_compute_image_mean, "the mean image of an LMDB, as a .binaryproto"},
     {"help", cmd_help, "show this list, or `moka help CMD` for a command's flags"},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
@@ -501,7 +507,7 @@ static void print_commands(FILE *f)
 {
     fprintf(f, "usage: moka <command> [flags]\n\ncommands:\n");
     for (int i = 0; i < NUM_COMMANDS; i++)
-        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-19s %s\n", commands[i].name, commands[i].help);
 }
 
 static int cmd_help(int argc, char **argv)

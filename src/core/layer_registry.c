@@ -13,6 +13,7 @@ LAYER(moka_layer_batch_norm)
 LAYER(moka_layer_bias)
 LAYER(moka_layer_concat)
 LAYER(moka_layer_convolution)
+LAYER(moka_layer_data)
 LAYER(moka_layer_deconvolution)
 LAYER(moka_layer_dropout)
 LAYER(moka_layer_dummy_data)
@@ -21,8 +22,10 @@ LAYER(moka_layer_eltwise)
 LAYER(moka_layer_euclidean_loss)
 LAYER(moka_layer_exp)
 LAYER(moka_layer_flatten)
+LAYER(moka_layer_hdf5_data)
 LAYER(moka_layer_hinge_loss)
 LAYER(moka_layer_idx_data)
+LAYER(moka_layer_image_data)
 LAYER(moka_layer_inner_product)
 LAYER(moka_layer_input)
 LAYER(moka_layer_log)
@@ -51,6 +54,7 @@ static const moka_layer_ops *const layer_types[] = {
     &moka_layer_bias,
     &moka_layer_concat,
     &moka_layer_convolution,
+    &moka_layer_data,
     &moka_layer_deconvolution,
     &moka_layer_dropout,
     &moka_layer_dummy_data,
@@ -59,8 +63,10 @@ static const moka_layer_ops *const layer_types[] = {
     &moka_layer_euclidean_loss,
     &moka_layer_exp,
     &moka_layer_flatten,
+    &moka_layer_hdf5_data,
     &moka_layer_hinge_loss,
     &moka_layer_idx_data,
+    &moka_layer_image_data,
     &moka_layer_inner_product,
     &moka_layer_input,
     &moka_layer_log,
@@ -97,13 +103,10 @@ static const char *const caffe_only_types[] = {
     "Clip",
     "ContrastiveLoss",
     "Crop",
-    "Data",
     "Embed",
     "Filter",
-    "HDF5Data",
     "HDF5Output",
     "Im2col",
-    "ImageData",
     "InfogainLoss",
     "LSTM",
     "MVN",

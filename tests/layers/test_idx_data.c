@@ -321,7 +321,7 @@ static int config_errors_are_reported_from_setup(void)
                     "layer 'mnist': idx_data_param.labels is set but the layer has no label top"))
         return 1;
     if (setup_fails("im.idx", "lb.idx", "batch_size: 2", "mean_file: 'm.binaryproto'",
-                    MOKA_ERR_UNSUPPORTED, "transform_param.mean_file is not supported yet"))
+                    MOKA_ERR_IO, "layer 'mnist': cannot open mean_file 'm.binaryproto'"))
         return 1;
     if (setup_fails("im.idx", "lb.idx", "batch_size: 2", "force_gray: true", MOKA_ERR_UNSUPPORTED,
                     "transform_param.force_gray is not supported"))

@@ -358,9 +358,8 @@ static int transform_rejects_what_it_does_not_do(void)
     moka_err err = {0};
     moka_transform t;
     CHECK_STATUS(make_transform(&t, "mean_file: 'mean.binaryproto'", MOKA_TRAIN, 1, 4, 4, &err),
-                 MOKA_ERR_UNSUPPORTED);
-    CHECK_CONTAINS(err.msg, "t.prototxt:1:1: layer 'd': transform_param.mean_file is not "
-                            "supported yet");
+                 MOKA_ERR_IO);
+    CHECK_CONTAINS(err.msg, "t.prototxt:1:1: layer 'd': cannot open mean_file 'mean.binaryproto'");
     moka_transform_deinit(&t);
     CHECK_STATUS(make_transform(&t, "force_gray: true", MOKA_TRAIN, 1, 4, 4, &err),
                  MOKA_ERR_UNSUPPORTED);
