@@ -35,8 +35,8 @@ static int convert(const char *images_path, const char *labels_path, const char 
         goto done;
     }
     if (labels.ndim != 1) {
-        fprintf(stderr, "moka %s: '%s': a labels file must be 1-D (N), got %s\n", cmd,
-                labels_path, moka_idx_dims_str(&labels, dims, sizeof dims));
+        fprintf(stderr, "moka %s: '%s': a labels file must be 1-D (N), got %s\n", cmd, labels_path,
+                moka_idx_dims_str(&labels, dims, sizeof dims));
         goto done;
     }
     const int64_t n = images.dims[0], h = images.dims[1], wd = images.dims[2];
@@ -54,8 +54,8 @@ static int convert(const char *images_path, const char *labels_path, const char 
         rc = moka_cli_fail(cmd, &err);
         goto done;
     }
-    fprintf(stderr, "moka %s: %lld items, rows %lld, cols %lld\n", cmd, (long long)n,
-            (long long)h, (long long)wd);
+    fprintf(stderr, "moka %s: %lld items, rows %lld, cols %lld\n", cmd, (long long)n, (long long)h,
+            (long long)wd);
     for (int64_t i = 0; i < n; i++) {
         const moka_datum d = {.channels = 1,
                               .height = (int)h,

@@ -481,6 +481,7 @@ static int cmd_board(int argc, char **argv)
 /* Commands in their own files (tools/cmd_*.c). */
 int cmd_convert_imageset(int argc, char **argv);
 int cmd_compute_image_mean(int argc, char **argv);
+int cmd_convert_mnist_data(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -497,6 +498,7 @@ static const command commands[] = {
     {"device_query", cmd_device_query, "show the CPU (and GPUs) moka can use"},
     {"check", cmd_check, "validate net or solver prototxt files without running them"},
     {"board", cmd_board, "serve the live dashboard of a --log_dir in the browser"},
+    {"convert_mnist_data", cmd_convert_mnist_data, "convert MNIST IDX files to an LMDB of Datums"},
     {"convert_imageset", cmd_convert_imageset, "convert a list of images to an LMDB of Datums"},
     {"compute_image_mean", cmd_compute_image_mean, "the mean image of an LMDB, as a .binaryproto"},
     {"help", cmd_help, "show this list, or `moka help CMD` for a command's flags"},

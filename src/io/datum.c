@@ -80,8 +80,8 @@ static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 static float load_f32le(const uint8_t *p)
 {
-    const uint32_t u = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                       (uint32_t)p[3] << 24;
+    const uint32_t u =
+        (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
     float f;
     memcpy(&f, &u, sizeof f);
     return f;

@@ -24,8 +24,8 @@ extern "C" {
 
 typedef struct moka_datum {
     int channels, height, width, label;
-    bool encoded;          /* data holds a JPEG/PNG file's bytes */
-    const uint8_t *data;   /* raw CHW uint8 pixels, or the encoded bytes; NULL when absent */
+    bool encoded;        /* data holds a JPEG/PNG file's bytes */
+    const uint8_t *data; /* raw CHW uint8 pixels, or the encoded bytes; NULL when absent */
     int64_t data_nbytes;
     const float *float_data; /* NULL when absent */
     int64_t float_count;

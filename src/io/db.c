@@ -170,15 +170,17 @@ fail_free:
     return status;
 }
 
-moka_status moka_db_writer_put(moka_db_writer *w, const char *key, const void *val,
-                               int64_t nbytes, moka_err *err)
+moka_status moka_db_writer_put(moka_db_writer *w, const char *key, const void *val, int64_t nbytes,
+                               moka_err *err)
 {
     if (!w || !key || !key[0] || nbytes < 0 || (nbytes > 0 && !val))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "moka_db_writer_put: bad arguments");
     const size_t klen = strlen(key);
     if (klen > (size_t)mdb_env_get_maxkeysize(w->env))
-        return moka_errf(err, MOKA_ERR_INVALID_ARG, "'%s': key '%.40s...' is longer than LMDB's "
-                         "limit of %d bytes", w->path, key, mdb_env_get_maxkeysize(w->env));
+        return moka_errf(err, MOKA_ERR_INVALID_ARG,
+                         "'%s': key '%.40s...' is longer than LMDB's "
+                         "limit of %d bytes",
+                         w->path, key, mdb_env_get_maxkeysize(w->env));
     pending *p = &w->batch[w->npending];
     p->key = dup_str(key);
     p->val = malloc(nbytes ? (size_t)nbytes : 1);
@@ -201,8 +203,8 @@ moka_status moka_db_writer_commit(moka_db_writer *w, moka_err *err)
     if (st == MOKA_OK) {
         const int rc = mdb_env_sync(w->env, 1);
         if (rc != 0)
-            st = moka_errf(err, MOKA_ERR_IO, "'%s': LMDB sync failed: %s", w->tmp,
-                           mdb_strerror(rc));
+            st =
+                moka_errf(err, MOKA_ERR_IO, "'%s': LMDB sync failed: %s", w->tmp, mdb_strerror(rc));
     }
     mdb_env_close(w->env);
     w->env = NULL;
@@ -253,13 +255,11 @@ static moka_status check_not_truncated(moka_db_reader *r, const char *data_path,
 
 moka_status moka_db_reader_open(const char *path, moka_db_reader **out, moka_err *err)
 {
-    if (!path || !out)
-        return moka_errf(err, MOKA_ERR_INVALID_ARG, "moka_db_reader_open: no path");
+    if (!path || !out) return moka_errf(err, MOKA_ERR_INVALID_ARG, "moka_db_reader_open: no path");
     *out = NULL;
     struct stat st;
     if (stat(path, &st) != 0)
-        return moka_errf(err, MOKA_ERR_IO, "'%s': cannot open the LMDB: %s", path,
-                         strerror(errno));
+        return moka_errf(err, MOKA_ERR_IO, "'%s': cannot open the LMDB: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return moka_errf(err, MOKA_ERR_IO,
                          "'%s' is not a directory (a Caffe LMDB is a directory holding "
@@ -314,10 +314,7 @@ fail:
     return status;
 }
 
-int64_t moka_db_reader_count(const moka_db_reader *r)
-{
-    return r ? r->count : 0;
-}
+int64_t moka_db_reader_count(const moka_db_reader *r) { return r ? r->count : 0; }
 
 static moka_status cursor_failed(const moka_db_reader *r, int rc, moka_err *err)
 {
@@ -348,8 +345,7 @@ moka_status moka_db_reader_next(moka_db_reader *r, const void **val, int64_t *nb
     if (key) {
         if (k.mv_size + 1 > r->key_cap) {
             char *nk = realloc(r->key, k.mv_size + 1);
-            if (!nk)
-                return moka_errf(err, MOKA_ERR_NOMEM, "'%s': no memory for a key", r->path);
+            if (!nk) return moka_errf(err, MOKA_ERR_NOMEM, "'%s': no memory for a key", r->path);
             r->key = nk;
             r->key_cap = k.mv_size + 1;
         }

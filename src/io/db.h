@@ -28,8 +28,8 @@ moka_status moka_db_writer_create(const char *path, moka_db_writer **out, moka_e
 /* Adds one record (the key is a NUL-terminated string; the value is copied). Writes are batched
  * into transactions of 1000 records, and the map grows as needed. On failure the writer is
  * still valid and must be aborted. */
-moka_status moka_db_writer_put(moka_db_writer *w, const char *key, const void *val,
-                               int64_t nbytes, moka_err *err);
+moka_status moka_db_writer_put(moka_db_writer *w, const char *key, const void *val, int64_t nbytes,
+                               moka_err *err);
 /* Writes what is pending, closes the DB, renames it to its final path and frees w (also on
  * failure, when the temporary DB is removed). */
 moka_status moka_db_writer_commit(moka_db_writer *w, moka_err *err);

@@ -35,10 +35,10 @@
 
 typedef struct {
     moka_db_reader *db;
-    const char *source;  /* borrowed from the config */
-    int64_t count;       /* records in the DB */
-    int64_t batch;       /* B */
-    int64_t c, h, w;     /* every record's shape */
+    const char *source; /* borrowed from the config */
+    int64_t count;      /* records in the DB */
+    int64_t batch;      /* B */
+    int64_t c, h, w;    /* every record's shape */
     int64_t out_c, out_h, out_w, out_sample;
     bool has_labels;
     int depth;         /* batches prefetched */
@@ -92,8 +92,7 @@ static moka_status decode_record(const moka_layer *l, const data_layer *s, const
     rec->encoded = d.encoded;
     if (d.encoded) {
         int c = 0, h = 0, w = 0;
-        st = moka_image_decode(d.data, d.data_nbytes, s->want_channels, pixels, &c, &h, &w,
-                               err);
+        st = moka_image_decode(d.data, d.data_nbytes, s->want_channels, pixels, &c, &h, &w, err);
         if (st != MOKA_OK) {
             moka_err_prefix(err, "layer '%s': encoded record '%s' in '%s'", l->name, key,
                             s->source);
@@ -128,9 +127,8 @@ static moka_status decode_record(const moka_layer *l, const data_layer *s, const
             return moka_errf(err, MOKA_ERR_IO,
                              "layer '%s': record '%s' in '%s' holds %lld float_data values (and "
                              "no data bytes); its shape %lld x %lld x %lld needs %lld",
-                             l->name, key, s->source, (long long)d.float_count,
-                             (long long)rec->c, (long long)rec->h, (long long)rec->w,
-                             (long long)n);
+                             l->name, key, s->source, (long long)d.float_count, (long long)rec->c,
+                             (long long)rec->h, (long long)rec->w, (long long)n);
         rec->f32 = d.float_data;
     }
     return MOKA_OK;
@@ -178,8 +176,8 @@ static moka_status start_loader(moka_layer *l, int64_t k, moka_err *err)
     moka_status st = moka_db_reader_seek(s->db, (s->skip + k) % s->count, err);
     if (st == MOKA_OK) {
         const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-        st = moka_loader_create(s->has_labels ? 2 : 1, counts, s->depth, fill_batch, l,
-                                &s->loader, err);
+        st = moka_loader_create(s->has_labels ? 2 : 1, counts, s->depth, fill_batch, l, &s->loader,
+                                err);
     }
     if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
     return st;
@@ -223,8 +221,8 @@ static moka_status data_setup(moka_layer *l, moka_err *err)
     const int64_t prefetch = moka_pt_int(p, "prefetch");
     if (prefetch <= 0 || prefetch > 1024)
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(p, "prefetch", 0),
-                            "layer '%s': data_param.prefetch must be in 1..1024, got %lld",
-                            l->name, (long long)prefetch);
+                            "layer '%s': data_param.prefetch must be in 1..1024, got %lld", l->name,
+                            (long long)prefetch);
     s->depth = (int)prefetch;
     s->has_labels = l->num_top == 2;
 
@@ -260,8 +258,7 @@ static moka_status data_setup(moka_layer *l, moka_err *err)
 
     /* force_color/force_gray apply to encoded images only; raw records reject them. */
     if (rec.encoded)
-        MOKA_TRY(moka_transform_init_encoded(&s->tf, tp, l->phase, l->name, s->c, s->h, s->w,
-                                             err));
+        MOKA_TRY(moka_transform_init_encoded(&s->tf, tp, l->phase, l->name, s->c, s->h, s->w, err));
     else
         MOKA_TRY(moka_transform_init(&s->tf, tp, l->phase, l->name, s->c, s->h, s->w, err));
     moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
@@ -301,8 +298,8 @@ static moka_status data_forward_cpu(moka_layer *l, moka_err *err)
 static moka_status data_seek(moka_layer *l, int64_t step, moka_err *err)
 {
     data_layer *s = l->state;
-    if (step < 0) return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG, "seek to step %lld",
-                                         (long long)step);
+    if (step < 0)
+        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG, "seek to step %lld", (long long)step);
     moka_loader_free(s->loader);
     s->loader = NULL;
     return start_loader(l, step * s->batch, err);

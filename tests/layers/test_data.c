@@ -56,8 +56,11 @@ static int write_db(const char *name, int n, int odd, int garbage)
     for (int i = 0; i < n; i++) {
         uint8_t px[HW];
         for (int j = 0; j < HW; j++) px[j] = pix(i, j);
-        const moka_datum d = {.channels = 1, .height = i == odd ? W : H,
-                              .width = i == odd ? H : W, .label = 100 + i, .data = px,
+        const moka_datum d = {.channels = 1,
+                              .height = i == odd ? W : H,
+                              .width = i == odd ? H : W,
+                              .label = 100 + i,
+                              .data = px,
                               .data_nbytes = HW};
         uint8_t *val;
         int64_t nb;
@@ -75,8 +78,7 @@ static int write_db(const char *name, int n, int odd, int garbage)
 }
 
 static moka_status make_layer(moka_harness *h, const char *source, const char *extra,
-                              const char *transform, moka_phase phase, uint64_t seed,
-                              moka_err *err)
+                              const char *transform, moka_phase phase, uint64_t seed, moka_err *err)
 {
     char cfg[2048];
     snprintf(cfg, sizeof cfg,
@@ -93,8 +95,8 @@ static int batches_match_the_db_and_wrap_around(void)
     moka_log_set(NULL, NULL, MOKA_LOG_WARN); /* no "N records of ..." line per layer */
     CHECK(!write_db("std", N, -1, -1));
     moka_harness h;
-    CHECK_OK(make_layer(&h, "std", "backend: LMDB batch_size: 4", "scale: 0.5", MOKA_TRAIN, 1,
-                        &err));
+    CHECK_OK(
+        make_layer(&h, "std", "backend: LMDB batch_size: 4", "scale: 0.5", MOKA_TRAIN, 1, &err));
     CHECK(h.layer->ops->backward_cpu == NULL);
     const moka_tensor *data = h.top[0], *label = h.top[1];
     CHECK_EQ(data->ndim, 4);
@@ -121,11 +123,9 @@ static int reads_the_independent_fixture_with_mean_and_crop(void)
     moka_err err = {0};
     moka_harness h;
     CHECK_OK(make_layer(&h, MOKA_TEST_DATA "/lmdb_fixture", "backend: LMDB batch_size: 3",
-                        "mean_value: 10 mean_value: 20 crop_size: 2 scale: 2", MOKA_TEST, 3,
-                        &err));
+                        "mean_value: 10 mean_value: 20 crop_size: 2 scale: 2", MOKA_TEST, 3, &err));
     const moka_tensor *data = h.top[0], *label = h.top[1];
-    CHECK(data->shape[0] == 3 && data->shape[1] == 2 && data->shape[2] == 2 &&
-          data->shape[3] == 2);
+    CHECK(data->shape[0] == 3 && data->shape[1] == 2 && data->shape[2] == 2 && data->shape[3] == 2);
     for (int step = 0; step < 4; step++) {
         CHECK_OK(moka_harness_forward(&h, &err));
         for (int b = 0; b < 3; b++) {
@@ -135,7 +135,7 @@ static int reads_the_independent_fixture_with_mean_and_crop(void)
                 for (int y = 0; y < 2; y++)
                     for (int x = 0; x < 2; x++) {
                         const int j = c * 12 + y * 4 + x + 1;
-                        const float v = i <= 2 ? (float)((i * 31 + j * 7) % 256)
+                        const float v = i <= 2   ? (float)((i * 31 + j * 7) % 256)
                                         : i == 3 ? j * 0.5f - 3
                                                  : j * 0.25f + 1;
                         const float got = data->data[((b * 2 + c) * 2 + y) * 2 + x];
@@ -183,8 +183,8 @@ static int decodes_encoded_records(void)
     }
     moka_harness_deinit(&h);
     /* force_gray decodes the same records to one channel. */
-    CHECK_OK(make_layer(&h, "png", "backend: LMDB batch_size: 2", "force_gray: true", MOKA_TRAIN,
-                        1, &err));
+    CHECK_OK(make_layer(&h, "png", "backend: LMDB batch_size: 2", "force_gray: true", MOKA_TRAIN, 1,
+                        &err));
     CHECK(h.top[0]->shape[1] == 1 && h.top[0]->shape[2] == H && h.top[0]->shape[3] == W);
     CHECK_OK(moka_harness_forward(&h, &err));
     moka_harness_deinit(&h);
@@ -293,12 +293,12 @@ static int config_problems_are_errors_from_setup(void)
                               "convert the data to LMDB"));
     CHECK(!expect_setup_error("std", "backend: LMDB", "", MOKA_ERR_CONFIG,
                               "batch_size must be positive"));
-    CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2 prefetch: 0", "",
-                              MOKA_ERR_CONFIG, "prefetch must be in 1..1024"));
+    CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2 prefetch: 0", "", MOKA_ERR_CONFIG,
+                              "prefetch must be in 1..1024"));
     CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2 scale: 0.5", "",
                               MOKA_ERR_UNSUPPORTED, "set transform_param.scale instead"));
-    CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2", "crop_size: 5",
-                              MOKA_ERR_CONFIG, "crop_size 5 is larger"));
+    CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2", "crop_size: 5", MOKA_ERR_CONFIG,
+                              "crop_size 5 is larger"));
     CHECK(!expect_setup_error("missing_db", "backend: LMDB batch_size: 2", "", MOKA_ERR_IO,
                               "missing_db': cannot open the LMDB"));
     CHECK(!expect_setup_error("std", "backend: LMDB batch_size: 2", "force_color: true",
@@ -312,8 +312,9 @@ static int config_problems_are_errors_from_setup(void)
     /* A source without one is reported, not read from the current directory. */
     moka_err err = {0};
     moka_harness h;
-    CHECK_OK(moka_harness_init(&h, "name: 'mnist' type: 'Data' top: 'data' "
-                                   "data_param { backend: LMDB batch_size: 2 }",
+    CHECK_OK(moka_harness_init(&h,
+                               "name: 'mnist' type: 'Data' top: 'data' "
+                               "data_param { backend: LMDB batch_size: 2 }",
                                MOKA_TRAIN, 1, &err));
     CHECK_STATUS(moka_harness_setup(&h, &err), MOKA_ERR_CONFIG);
     CHECK_CONTAINS(err.msg, "data_param.source is required");

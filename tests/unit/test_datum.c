@@ -13,15 +13,15 @@
 
 /* Datum { channels: 1 height: 2 width: 3 data: "\x00\x07\xff\x80\x01\x02" label: 7 }, encoded by
  * hand: key = field << 3 | wire type; varints below 128 are one byte. */
-static const uint8_t small_raw[] = {0x08, 1, 0x10, 2, 0x18, 3, 0x22, 6,    0x00, 0x07,
-                                    0xff, 0x80, 0x01, 0x02, 0x28, 7};
+static const uint8_t small_raw[] = {0x08, 1,    0x10, 2,    0x18, 3,    0x22, 6,
+                                    0x00, 0x07, 0xff, 0x80, 0x01, 0x02, 0x28, 7};
 
 static int encode_matches_the_wire_format(void)
 {
     moka_err err = {0};
     static const uint8_t px[6] = {0x00, 0x07, 0xff, 0x80, 0x01, 0x02};
-    const moka_datum d = {.channels = 1, .height = 2, .width = 3, .label = 7, .data = px,
-                          .data_nbytes = 6};
+    const moka_datum d = {
+        .channels = 1, .height = 2, .width = 3, .label = 7, .data = px, .data_nbytes = 6};
     uint8_t *buf = NULL;
     int64_t n = 0;
     CHECK_OK(moka_datum_encode(&d, &buf, &n, &err));
@@ -32,11 +32,16 @@ static int encode_matches_the_wire_format(void)
     /* encoded: true adds field 7 (varint 1) after the label; a negative label is a 10-byte
      * varint (int32 values are sign-extended to 64 bits). */
     static const uint8_t jpg[3] = {0xff, 0xd8, 0xff};
-    const moka_datum e = {.channels = 0, .height = 0, .width = 0, .label = -2, .encoded = true,
-                          .data = jpg, .data_nbytes = 3};
-    static const uint8_t want[] = {0x08, 0,    0x10, 0,    0x18, 0,    0x22, 3,    0xff,
-                                   0xd8, 0xff, 0x28, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                   0xff, 0xff, 0xff, 0x01, 0x38, 1};
+    const moka_datum e = {.channels = 0,
+                          .height = 0,
+                          .width = 0,
+                          .label = -2,
+                          .encoded = true,
+                          .data = jpg,
+                          .data_nbytes = 3};
+    static const uint8_t want[] = {0x08, 0,    0x10, 0,    0x18, 0,    0x22, 3,
+                                   0xff, 0xd8, 0xff, 0x28, 0xfe, 0xff, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x38, 1};
     CHECK_OK(moka_datum_encode(&e, &buf, &n, &err));
     CHECK_EQ(n, (int64_t)sizeof want);
     CHECK(memcmp(buf, want, sizeof want) == 0);
@@ -69,7 +74,7 @@ static int decodes_floats_in_both_forms_and_skips_unknown_fields(void)
     uint8_t b[128];
     size_t n = 0;
     const float f[4] = {1.5f, -2.25f, 3e-3f, 1e6f};
-    b[n++] = 0x18, b[n++] = 9;                      /* width 9, overridden below */
+    b[n++] = 0x18, b[n++] = 9;                             /* width 9, overridden below */
     b[n++] = 0x4a, b[n++] = 2, b[n++] = 'h', b[n++] = 'i'; /* field 9, wire 2 */
     for (int i = 0; i < 2; i++) {
         b[n++] = 0x35;
@@ -115,8 +120,12 @@ static int float_records_round_trip_through_protobuf_c(void)
     moka_err err = {0};
     float f[30];
     for (int i = 0; i < 30; i++) f[i] = (float)i * 0.1f - 1.0f;
-    const moka_datum d = {.channels = 3, .height = 2, .width = 5, .label = 123456,
-                          .float_data = f, .float_count = 30};
+    const moka_datum d = {.channels = 3,
+                          .height = 2,
+                          .width = 5,
+                          .label = 123456,
+                          .float_data = f,
+                          .float_count = 30};
     uint8_t *buf;
     int64_t n;
     CHECK_OK(moka_datum_encode(&d, &buf, &n, &err));
@@ -180,7 +189,7 @@ static int truncated_and_garbage_records_are_errors(void)
     CHECK(!expect_bad((const uint8_t[]){0x08, 0x80, 0x80}, 3, "truncated varint of field 1"));
     CHECK(!expect_bad((const uint8_t[]){0x35, 1, 2}, 3, "truncated fixed32 of field 6"));
     CHECK(!expect_bad((const uint8_t[]){0x51, 1, 2}, 3, "truncated fixed64 of field 10"));
-    CHECK(!expect_bad((const uint8_t[]){0x0b}, 1, "wire type 3"));          /* a group */
+    CHECK(!expect_bad((const uint8_t[]){0x0b}, 1, "wire type 3")); /* a group */
     CHECK(!expect_bad((const uint8_t[]){0x20, 5}, 2, "field 4 has wire type 0, expected 2"));
     CHECK(!expect_bad((const uint8_t[]){0x32, 3, 0, 0, 0}, 5, "not a whole number of floats"));
     CHECK(!expect_bad((const uint8_t[]){0x00, 1}, 2, "invalid field number 0"));
