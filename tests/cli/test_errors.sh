@@ -61,6 +61,31 @@ P
 printf 'net: "missingdata.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 10\n' >missingdata_solver.prototxt
 head -c 1000 /dev/urandom >garbage.caffemodel
 
+MULTI=1 # Caffe data and weights (issue 3): corrupt LMDB, missing list entry, truncated caffemodel and
+# wrong blob shapes for --weights.
+mkdir -p bad_lmdb && head -c 20000 /dev/urandom >bad_lmdb/data.mdb
+printf 'layer { name: "d" type: "Data" top: "x" top: "y" data_param { source: "bad_lmdb" batch_size: 2 backend: LMDB } }\n' >lmdb_net.prototxt
+printf 'net: "lmdb_net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 1\n' >lmdb_solver.prototxt
+printf 'missing.png 3\n' >list.txt
+printf 'layer { name: "d" type: "ImageData" top: "x" top: "y" image_data_param { source: "list.txt" batch_size: 1 } }\n' >imgs_net.prototxt
+printf 'net: "imgs_net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 1\n' >imgs_solver.prototxt
+cat >w_net.prototxt <<'P'
+name: "w"
+layer { name: "d" type: "DummyData" top: "x" top: "y" dummy_data_param { shape { dim: 2 dim: 3 } shape { dim: 2 dim: 2 } } }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "z" inner_product_param { num_output: 2 } }
+layer { name: "loss" type: "EuclideanLoss" bottom: "z" bottom: "y" top: "l" }
+P
+sed 's/num_output: 2/num_output: 2 bias_term: true/; s/dim: 3/dim: 5/' w_net.prototxt >w5_net.prototxt
+printf 'net: "w_net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 1\nsnapshot_prefix: "w"\n' >w_solver.prototxt
+printf 'net: "w5_net.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 1\n' >w5_solver.prototxt
+"$moka" train --solver=w_solver.prototxt 2>/dev/null </dev/null
+head -c 40 w_iter_1.caffemodel >trunc.caffemodel
+expect 1 "bad_lmdb" -- train --solver=lmdb_solver.prototxt
+expect 1 "list.txt:1" -- train --solver=imgs_solver.prototxt
+expect 1 "trunc.caffemodel" -- train --solver=w_solver.prototxt --weights=trunc.caffemodel
+expect 2 "layer 'ip'" -- train --solver=w5_solver.prototxt --weights=w_iter_1.caffemodel
+rm -f w_iter_1.*
+
 MULTI=1 expect 2 "usage: moka" --
 expect 2 "unknown command 'bogus'" -- bogus
 expect 2 "--solver=FILE is required" -- train
@@ -88,5 +113,5 @@ MULTI=1 expect 0 "Cores online: $(getconf _NPROCESSORS_ONLN)" -- device_query
 if ls | grep -E '\.(caffemodel|solverstate)\.|\.tmp' >/dev/null; then
     echo "FAIL stray temporary files: $(ls)"; failures=$((failures + 1))
 fi
-echo "$((22 - failures)) passed, $failures failed"
+echo "$((26 - failures)) passed, $failures failed"
 [ "$failures" -eq 0 ]
