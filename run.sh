@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS="build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler
             libopenblas-openmp-dev zlib1g-dev libmicrohttpd-dev liblmdb-dev libhdf5-dev
-            libjpeg-dev libpng-dev dataset-fashion-mnist python3"
+            libjpeg-dev libpng-dev libcurl4-openssl-dev libssl-dev dataset-fashion-mnist python3"
 TEST_PKGS="clang libfuzzer-14-dev libclang-rt-14-dev chromium python3-opencv python3-lmdb python3-numpy
            python3-pil"
 BENCH_PKGS="python3-torch python3-numpy"
@@ -50,6 +50,8 @@ build)
     ;;
 test)
     install_missing $BUILD_PKGS $TEST_PKGS
+    # The S3 test rig (../shared/tools/s3-test-server) runs on Node.js.
+    command -v node >/dev/null && command -v npm >/dev/null || install_missing nodejs npm
     build build
     ctest --test-dir build --output-on-failure -j2 --timeout 900
     # The unit, layer and solver tests again under AddressSanitizer + UndefinedBehaviorSanitizer

@@ -7,6 +7,8 @@
  *   moka device_query
  *   moka check FILE...
  *   moka board --logdir=DIR [--port=6006] [--host=127.0.0.1] [--token=T]
+ *   moka cp [-r] [--sync] [--delete] [-f] [--dry-run] [-j N] SRC DST   (s3:// and qs:// URLs)
+ *   moka ls s3://bucket/prefix
  *
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  * Log lines go to stderr in Caffe's (glog) format.
@@ -482,6 +484,8 @@ static int cmd_board(int argc, char **argv)
 int cmd_convert_imageset(int argc, char **argv);
 int cmd_compute_image_mean(int argc, char **argv);
 int cmd_convert_mnist_data(int argc, char **argv);
+int cmd_cp(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
 
 typedef struct command {
     const char *name;
@@ -501,6 +505,8 @@ static const command commands[] = {
     {"convert_mnist_data", cmd_convert_mnist_data, "convert MNIST IDX files to an LMDB of Datums"},
     {"convert_imageset", cmd_convert_imageset, "convert a list of images to an LMDB of Datums"},
     {"compute_image_mean", cmd_compute_image_mean, "the mean image of an LMDB, as a .binaryproto"},
+    {"cp", cmd_cp, "copy files to or from s3:// and qs:// object storage (-r, --sync)"},
+    {"ls", cmd_ls, "list the objects under an s3:// or qs:// prefix"},
     {"help", cmd_help, "show this list, or `moka help CMD` for a command's flags"},
 };
 #define NUM_COMMANDS (int)(sizeof commands / sizeof commands[0])
