@@ -102,11 +102,11 @@ static int cmd_train(int argc, char **argv)
                     {"threads", NULL},       {"sigint_effect", NULL},
                     {"sighup_effect", NULL}, {"log_dir", NULL},
                     {"log_run", NULL},       {"histogram_interval", NULL},
-                    {"log_images", NULL}};
+                    {"log_images", NULL},    {"cache_dir", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("train", argc, argv, flags, 11, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("train", argc, argv, flags, 12, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -116,7 +116,8 @@ static int cmd_train(int argc, char **argv)
             "  --iterations=N                 override the solver's max_iter\n"
             "  --threads=N                    CPU threads (default: all cores)\n"
             "  --sigint_effect=stop|snapshot|none  on Ctrl-C (default stop: snapshot, then stop)\n"
-            "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n");
+            "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n"
+            "  --cache_dir=DIR                cache for s3:// data (default ~/.cache/moka)\n");
         return 0;
     }
     if (!flags[0].value) return moka_cli_usage_error("train", "%s", "--solver=FILE is required");
@@ -135,6 +136,7 @@ static int cmd_train(int argc, char **argv)
     }
     opts.log_dir = flags[7].value;
     opts.log_run = flags[8].value;
+    opts.cache_dir = flags[11].value;
     if (flags[9].value) {
         if ((rc = moka_cli_parse_int("train", "histogram_interval", flags[9].value, 1, 2000000000L,
                                      &v)))

@@ -17,6 +17,7 @@ extern "C" {
 typedef struct moka_ctx {
     int threads;   /* worker threads for kernels; 0 = all online CPUs */
     uint64_t seed; /* root of every random stream (fillers, shuffles, dropout) */
+    const char *cache_dir; /* where s3:// data sources are cached; NULL = "$HOME/.cache/moka" */
 } moka_ctx;
 
 /* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;

@@ -45,6 +45,7 @@ typedef struct moka_solver_opts {
     const char *log_run;
     int64_t histogram_interval;
     int64_t log_images;
+    const char *cache_dir; /* cache for s3:// data sources (NULL: the ctx default) */
 } moka_solver_opts;
 
 /* Reads the solver file and builds the train net and the test nets (sharing its weights).

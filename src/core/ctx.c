@@ -10,6 +10,7 @@ void moka_ctx_init(moka_ctx *ctx)
 {
     ctx->threads = 0;
     ctx->seed = 1701;
+    ctx->cache_dir = NULL;
 }
 
 int moka_ctx_apply_threads(const moka_ctx *ctx)

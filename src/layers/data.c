@@ -28,6 +28,7 @@
 #include "core/layer.h"
 #include "data/loader.h"
 #include "data/transform.h"
+#include "io/fetch.h"
 #include "io/datum.h"
 #include "io/db.h"
 #include "io/image.h"
@@ -226,7 +227,15 @@ static moka_status data_setup(moka_layer *l, moka_err *err)
     s->depth = (int)prefetch;
     s->has_labels = l->num_top == 2;
 
-    moka_status st = moka_db_reader_open(s->source, &s->db, err);
+    /* An s3:// or qs:// source names an LMDB directory, i.e. a prefix: every object under it is
+     * fetched into the cache (the trailing '/' is added when missing). */
+    char url[4096], local[4096];
+    const size_t slen = strlen(s->source);
+    const bool add_slash = moka_fetch_is_url(s->source) && s->source[slen - 1] != '/';
+    if (snprintf(url, sizeof url, "%s%s", s->source, add_slash ? "/" : "") >= (int)sizeof url)
+        return moka_layer_errf(l, err, MOKA_ERR_CONFIG, "data_param.source is too long");
+    moka_status st = moka_fetch_source(l->ctx, url, local, sizeof local, err);
+    if (st == MOKA_OK) st = moka_db_reader_open(local, &s->db, err);
     if (st != MOKA_OK) {
         moka_err_prefix(err, "layer '%s'", l->name);
         const moka_pt_node *at = moka_pt_node_at(p, "source", 0);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "io/fetch.h"
 #include "moka/log.h"
 
 typedef struct {
@@ -75,11 +76,14 @@ static void hdf5_data_destroy(moka_layer *l)
     free(s->data);
 }
 
-/* Reads the source list: whitespace-separated paths. */
+/* Reads the source list: whitespace-separated paths. The list and the files it names may be
+ * s3:// or qs:// URLs; they are fetched into the cache and replaced by their local paths. */
 static moka_status read_source(moka_layer *l, hdf5_data *s, const char *source, moka_err *err)
 {
     const moka_pt_node *at = moka_pt_node_at(l->param, "source", 0);
-    FILE *f = fopen(source, "r");
+    char list_local[4096];
+    MOKA_TRY(moka_fetch_source(l->ctx, source, list_local, sizeof list_local, err));
+    FILE *f = fopen(list_local, "r");
     if (!f)
         return moka_pt_errf(err, MOKA_ERR_IO, at, "layer '%s': cannot open HDF5 source list '%s'",
                             l->name, source);
@@ -109,6 +113,21 @@ static moka_status read_source(moka_layer *l, hdf5_data *s, const char *source, 
             break;
         }
         s->num_files++;
+        if (moka_fetch_is_url(tok)) {
+            char local[4096];
+            st = moka_fetch_source(l->ctx, tok, local, sizeof local, err);
+            if (st != MOKA_OK) {
+                moka_err_prefix(err, "layer '%s': HDF5 source list '%s'", l->name, source);
+                break;
+            }
+            char *copy = strdup(local);
+            if (!copy) {
+                st = moka_errf(err, MOKA_ERR_NOMEM, "layer '%s': out of memory", l->name);
+                break;
+            }
+            free(s->files[s->num_files - 1]);
+            s->files[s->num_files - 1] = copy;
+        }
     }
     if (st == MOKA_OK && ferror(f))
         st = moka_pt_errf(err, MOKA_ERR_IO, at, "layer '%s': error reading HDF5 source list '%s'",

@@ -22,6 +22,7 @@
 #include "core/layer.h"
 #include "data/loader.h"
 #include "data/transform.h"
+#include "io/fetch.h"
 #include "io/idx.h"
 #include "moka/log.h"
 
@@ -114,7 +115,10 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
                             "label top (add a second top)",
                             l->name);
 
-    moka_status st = moka_idx_read(images, &s->images, err);
+    /* s3:// and qs:// sources are fetched into the cache first; plain paths pass through. */
+    char images_local[4096], labels_local[4096];
+    moka_status st = moka_fetch_source(l->ctx, images, images_local, sizeof images_local, err);
+    if (st == MOKA_OK) st = moka_idx_read(images_local, &s->images, err);
     if (st != MOKA_OK) return read_failed(l, "images", st, err);
     const moka_idx *im = &s->images;
     char dims[160];
@@ -133,7 +137,8 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
     s->in_sample = c * h * w;
 
     if (s->has_labels) {
-        st = moka_idx_read(labels, &s->labels, err);
+        st = moka_fetch_source(l->ctx, labels, labels_local, sizeof labels_local, err);
+        if (st == MOKA_OK) st = moka_idx_read(labels_local, &s->labels, err);
         if (st != MOKA_OK) return read_failed(l, "labels", st, err);
         char ldims[160];
         moka_idx_dims_str(&s->labels, ldims, sizeof ldims);

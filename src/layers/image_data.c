@@ -29,6 +29,7 @@
 #include "core/layer.h"
 #include "data/loader.h"
 #include "data/transform.h"
+#include "io/fetch.h"
 #include "io/image.h"
 #include "moka/log.h"
 
@@ -168,10 +169,32 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
     s->want_channels = moka_pt_bool(p, "is_color") ? 3 : 1;
     s->has_labels = l->num_top == 2;
     s->source = strdup(source);
-    s->root = strdup(moka_pt_str(p, "root_folder"));
-    if (!s->source || !s->root) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
+    if (!s->source) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
 
-    moka_status st = moka_image_list_read(source, &s->list, err);
+    /* An s3:// root_folder is fetched whole (every object under the prefix) into the cache and
+     * the images are read from there; the list file may be a URL of its own. */
+    const char *root = moka_pt_str(p, "root_folder");
+    char local_root[4096];
+    if (moka_fetch_is_url(root)) {
+        char url[4096];
+        const bool slash = root[strlen(root) - 1] == '/';
+        if (snprintf(url, sizeof url, "%s%s", root, slash ? "" : "/") >= (int)sizeof url)
+            return moka_layer_errf(l, err, MOKA_ERR_CONFIG, "image_data_param.root_folder is "
+                                   "too long");
+        moka_status fst = moka_fetch_source(l->ctx, url, local_root, sizeof local_root - 1, err);
+        if (fst != MOKA_OK) {
+            moka_err_prefix(err, "layer '%s': image_data_param.root_folder", l->name);
+            return fst;
+        }
+        strcat(local_root, "/");
+        root = local_root;
+    }
+    s->root = strdup(root);
+    if (!s->root) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
+
+    char list_local[4096];
+    moka_status st = moka_fetch_source(l->ctx, source, list_local, sizeof list_local, err);
+    if (st == MOKA_OK) st = moka_image_list_read(list_local, &s->list, err);
     if (st != MOKA_OK) {
         moka_err_prefix(err, "layer '%s': image_data_param.source", l->name);
         const moka_pt_node *at = moka_pt_node_at(p, "source", 0);

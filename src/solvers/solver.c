@@ -276,6 +276,7 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     s->sp = moka_pt_root(s->doc);
     moka_ctx_init(&s->ctx);
     s->ctx.threads = s->opts.threads;
+    s->ctx.cache_dir = s->opts.cache_dir;
     if (moka_pt_int(s->sp, "random_seed") >= 0)
         s->ctx.seed = (uint64_t)moka_pt_int(s->sp, "random_seed");
     const int threads = moka_ctx_apply_threads(&s->ctx);
