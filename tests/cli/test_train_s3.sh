@@ -42,23 +42,11 @@ SLOG=$W/srv/server.log
 IMG=/mydata/fm/t10k-images-idx3-ubyte.gz
 LBL=/mydata/fm/t10k-labels-idx1-ubyte.gz
 
-cat >"$W/net.prototxt" <<NET
-name: "s3net"
-layer {
-  name: "data" type: "IDXData" top: "data" top: "label"
-  transform_param { scale: 0.00390625 }
-  idx_data_param {
-    images: "s3://mydata/fm/t10k-images-idx3-ubyte.gz"
-    labels: "s3://mydata/fm/t10k-labels-idx1-ubyte.gz"
-    batch_size: 16
-  }
-}
-layer {
-  name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-  inner_product_param { num_output: 10 weight_filler { type: "xavier" } }
-}
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-NET
+# LeNet (the example net) with both IDX sources, TRAIN and TEST, read from the bucket.
+sed -e 's|"/usr/share/datasets/fashion-mnist/[a-z0-9]*-images-idx3-ubyte.gz"|"s3://mydata/fm/t10k-images-idx3-ubyte.gz"|' \
+    -e 's|"/usr/share/datasets/fashion-mnist/[a-z0-9]*-labels-idx1-ubyte.gz"|"s3://mydata/fm/t10k-labels-idx1-ubyte.gz"|' \
+    -e 's|batch_size: 64|batch_size: 16|' "$SRC/examples/mnist/lenet_train_test.prototxt" >"$W/net.prototxt"
+grep -q 's3://mydata/fm/t10k-images' "$W/net.prototxt" || { echo "FAIL could not point LeNet at the bucket"; exit 1; }
 cat >"$W/solver.prototxt" <<SOLVER
 net: "$W/net.prototxt"
 base_lr: 0.01
