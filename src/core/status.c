@@ -29,6 +29,10 @@ moka_status moka_errf(moka_err *err, moka_status code, const char *fmt, ...)
         err->code = code;
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        /* A message is one line: control characters quoted from user input (a newline inside a
+         * config string, bytes of a binary file) become '?'. */
+        for (char *c = err->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     }
     return code;
 }
@@ -48,4 +52,6 @@ void moka_err_prefix(moka_err *err, const char *fmt, ...)
     const size_t room = sizeof err->msg - (size_t)n - 1, len = strlen(old);
     memcpy(err->msg + n, old, len < room ? len : room);
     err->msg[n + (len < room ? len : room)] = '\0';
+    for (char *c = err->msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
 }

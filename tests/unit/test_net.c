@@ -313,7 +313,20 @@ static int bad_nets_give_one_clear_error(void)
     return 0;
 }
 
-MOKA_TEST_MAIN(split_is_inserted_and_gradients_sum, loss_weight_scales_loss_and_gradient,
+/* Messages are one line even when the offending text holds control characters. */
+static int error_messages_are_one_line(void)
+{
+    moka_err err = {0};
+    moka_net *net = NULL;
+    CHECK(build("layer { name: 'a\\nb' type: 'No\\tpe' }", MOKA_TRAIN, &net, &err) != MOKA_OK);
+    CHECK_CONTAINS(err.msg, "unknown layer type 'No?pe'");
+    CHECK(strchr(err.msg, '\n') == NULL && strchr(err.msg, '\t') == NULL);
+    CHECK(build("layer { name: 'x' type: 'ReLU' bottom: 'a\\nb' top: 'y' }", MOKA_TRAIN, &net, &err) != MOKA_OK);
+    CHECK(strchr(err.msg, '\n') == NULL);
+    return 0;
+}
+
+MOKA_TEST_MAIN(error_messages_are_one_line, split_is_inserted_and_gradients_sum, loss_weight_scales_loss_and_gradient,
                shared_parameters_alias_and_accumulate, propagate_down_false_stops_the_gradient,
                phase_level_and_stage_rules_filter_layers, test_net_shares_train_weights,
                parameters_are_one_contiguous_block, bad_nets_give_one_clear_error)
