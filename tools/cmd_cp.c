@@ -41,9 +41,10 @@ static double now_s(void)
 /* One unit of work for the pool. */
 typedef struct job {
     moka_transfer_op op;
-    char *local;  /* local path */
-    char *key;    /* object key */
+    char *local; /* local path */
+    char *key;   /* object key */
     int64_t size;
+    char etag[80]; /* a download's ETag when already known (saves a HEAD), else "" */
 } job;
 
 typedef struct pool {
@@ -54,14 +55,15 @@ typedef struct pool {
     job *jobs;
     int64_t njobs;
     pthread_mutex_t mu;
+    pthread_cond_t finished; /* signalled (under mu) when a worker exits */
     int64_t next;
     bool stop;
     moka_err first_err;
     bool failed;
-    _Atomic int64_t bytes_done;  /* bytes of finished transfers */
-    _Atomic int64_t files_done;  /* copies finished */
+    _Atomic int64_t bytes_done; /* bytes of finished transfers */
+    _Atomic int64_t files_done; /* copies finished */
     _Atomic int64_t deleted;
-    _Atomic int64_t *inflight;   /* per worker: bytes of the transfer under way */
+    _Atomic int64_t *inflight; /* per worker: bytes of the transfer under way */
     _Atomic int workers_left;
 } pool;
 
@@ -70,10 +72,7 @@ typedef struct worker_arg {
     int id;
 } worker_arg;
 
-static void on_progress(void *user, int64_t bytes)
-{
-    atomic_store((_Atomic int64_t *)user, bytes);
-}
+static void on_progress(void *user, int64_t bytes) { atomic_store((_Atomic int64_t *)user, bytes); }
 
 static void pool_fail(pool *p, const moka_err *e)
 {
@@ -86,6 +85,15 @@ static void pool_fail(pool *p, const moka_err *e)
     pthread_mutex_unlock(&p->mu);
 }
 
+/* A worker is leaving: count it out and wake the progress loop, which waits on `finished`. */
+static void worker_exit(pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_sub(&p->workers_left, 1);
+    pthread_cond_signal(&p->finished);
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void *worker(void *arg)
 {
     worker_arg *wa = arg;
@@ -95,7 +103,7 @@ static void *worker(void *arg)
     moka_s3 *c = NULL;
     if (moka_s3_create(p->cfg, &c, &err)) {
         pool_fail(p, &err);
-        atomic_fetch_sub(&p->workers_left, 1);
+        worker_exit(p);
         return NULL;
     }
     for (;;) {
@@ -109,8 +117,8 @@ static void *worker(void *arg)
             if (p->upload)
                 st = moka_s3_delete(c, p->bucket, j->key, &err);
             else if (unlink(j->local) != 0 && errno != ENOENT)
-                st = moka_errf(&err, MOKA_ERR_IO, "cannot delete %s: %s", j->local,
-                               strerror(errno));
+                st =
+                    moka_errf(&err, MOKA_ERR_IO, "cannot delete %s: %s", j->local, strerror(errno));
             if (!st) atomic_fetch_add(&p->deleted, 1);
         } else if (j->op == MOKA_OP_COPY) {
             atomic_store(mine, 0);
@@ -118,9 +126,14 @@ static void *worker(void *arg)
                 st = moka_s3_put_file(c, j->local, p->bucket, j->key, on_progress, mine, &err);
             } else {
                 st = moka_transfer_mkdirs_for(j->local, &err);
-                if (!st)
-                    st = moka_s3_get_file(c, p->bucket, j->key, j->local, on_progress, mine,
-                                          &err);
+                if (!st && j->etag[0]) {
+                    moka_s3_object known = {.key = j->key, .size = j->size};
+                    snprintf(known.etag, sizeof known.etag, "%s", j->etag);
+                    st = moka_s3_get_file_known(c, p->bucket, j->key, &known, j->local, on_progress,
+                                                mine, &err);
+                } else if (!st) {
+                    st = moka_s3_get_file(c, p->bucket, j->key, j->local, on_progress, mine, &err);
+                }
             }
             atomic_store(mine, 0);
             if (!st) {
@@ -131,7 +144,7 @@ static void *worker(void *arg)
         if (st) pool_fail(p, &err);
     }
     moka_s3_free(c);
-    atomic_fetch_sub(&p->workers_left, 1);
+    worker_exit(p);
     return NULL;
 }
 
@@ -177,6 +190,7 @@ static int run_jobs(const char *cmd, pool *p, int nworkers, int64_t total_bytes,
         return 1;
     }
     pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->finished, NULL);
     atomic_store(&p->workers_left, nworkers);
     const double t0 = now_s();
     int started = 0;
@@ -191,9 +205,19 @@ static int run_jobs(const char *cmd, pool *p, int nworkers, int64_t total_bytes,
     const bool tty = isatty(2);
     double last = t0;
     bool drew = false;
-    while (atomic_load(&p->workers_left) > 0) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+    for (;;) {
+        /* Wake for the progress line every 100 ms, or at once when the last worker exits. */
+        pthread_mutex_lock(&p->mu);
+        if (atomic_load(&p->workers_left) > 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000 * 1000;
+            if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&p->finished, &p->mu, &until);
+        }
+        const bool all_done = atomic_load(&p->workers_left) <= 0;
+        pthread_mutex_unlock(&p->mu);
+        if (all_done) break;
         const double t = now_s();
         if ((tty && t - last >= 0.25) || (!tty && t - last >= 5.0)) {
             print_progress(p, started, total_bytes, total_files, t0, tty);
@@ -207,8 +231,8 @@ static int run_jobs(const char *cmd, pool *p, int nworkers, int64_t total_bytes,
     const int64_t bytes = atomic_load(&p->bytes_done);
     printf("%s %lld files, %lld bytes in %.2f s (%.2f MB/s); %lld unchanged, %lld deleted\n",
            p->failed ? "partly copied:" : "copied", (long long)atomic_load(&p->files_done),
-           (long long)bytes, secs, secs > 0 ? (double)bytes / 1e6 / secs : 0.0,
-           (long long)skipped, (long long)atomic_load(&p->deleted));
+           (long long)bytes, secs, secs > 0 ? (double)bytes / 1e6 / secs : 0.0, (long long)skipped,
+           (long long)atomic_load(&p->deleted));
     fflush(stdout);
     /* Directories that --delete emptied go too (after the pool: a worker may still have been
      * creating one for a copy). rmdir fails harmlessly on a directory that is not empty. */
@@ -222,6 +246,7 @@ static int run_jobs(const char *cmd, pool *p, int nworkers, int64_t total_bytes,
             if (rmdir(d) != 0) break;
         }
     }
+    pthread_cond_destroy(&p->finished);
     pthread_mutex_destroy(&p->mu);
     free(th);
     free(wa);
@@ -246,8 +271,8 @@ static moka_status same_content(void *user, const moka_transfer_entry *s,
     char path[8192];
     MOKA_TRY(moka_transfer_join(cx->local_root, loc->rel, path, sizeof path, err));
     moka_transfer_cmp c;
-    MOKA_TRY(moka_transfer_compare(path, loc->size, rem->size, rem->etag, UPLOAD_PART_SIZE, &c,
-                                   err));
+    MOKA_TRY(
+        moka_transfer_compare(path, loc->size, rem->size, rem->etag, UPLOAD_PART_SIZE, &c, err));
     if (c == MOKA_CMP_SAME_SIZE_ONLY) cx->size_only++;
     *same = c != MOKA_CMP_DIFFERENT;
     return MOKA_OK;
@@ -319,13 +344,18 @@ int cmd_cp(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage();
-        if (strcmp(a, "--recursive") == 0) recursive = true;
-        else if (strcmp(a, "--sync") == 0) sync = true;
-        else if (strcmp(a, "--delete") == 0) del = true;
-        else if (strcmp(a, "--force") == 0) force = true;
-        else if (strcmp(a, "--dry-run") == 0) dry = true;
-        else if (strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0 || strncmp(a, "--jobs=", 7) == 0 ||
-                 (strncmp(a, "-j", 2) == 0 && a[2])) {
+        if (strcmp(a, "--recursive") == 0)
+            recursive = true;
+        else if (strcmp(a, "--sync") == 0)
+            sync = true;
+        else if (strcmp(a, "--delete") == 0)
+            del = true;
+        else if (strcmp(a, "--force") == 0)
+            force = true;
+        else if (strcmp(a, "--dry-run") == 0)
+            dry = true;
+        else if (strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0 ||
+                 strncmp(a, "--jobs=", 7) == 0 || (strncmp(a, "-j", 2) == 0 && a[2])) {
             const char *v = a[1] == 'j' ? (a[2] ? a + 2 : NULL) : (a[6] == '=' ? a + 7 : NULL);
             if (!v) {
                 if (i + 1 >= argc) return moka_cli_usage_error(cmd, "flag '%s' needs a value", a);
@@ -392,7 +422,8 @@ int cmd_cp(int argc, char **argv)
                                 &err);
         if (!st && !up) {
             st = moka_s3_list(c, bucket, walk, &objs, &nobj, &err);
-            if (!st && nobj == 0 && key[0] && key[strlen(key) - 1] != '/') single = true;
+            if (!st && nobj == 0 && key[0] && key[strlen(key) - 1] != '/')
+                single = true;
             else if (!st && nobj == 0)
                 st = moka_errf(&err, MOKA_ERR_IO, "no objects under %s", src);
         }
@@ -414,12 +445,13 @@ int cmd_cp(int argc, char **argv)
             if (!st) st = moka_transfer_single_dest(src, key, false, to, sizeof to, &err);
             if (!st) {
                 moka_err herr = {0};
-                if (head_explained(c, bucket, to, &o, &herr) == MOKA_OK) exists = true;
-                else if (!strstr(herr.msg, "no such key")) st = (err = herr).code;
+                if (head_explained(c, bucket, to, &o, &herr) == MOKA_OK)
+                    exists = true;
+                else if (!strstr(herr.msg, "no such key"))
+                    st = (err = herr).code;
             }
             if (!st && exists)
-                st = moka_transfer_compare(src, size, o.size, o.etag, UPLOAD_PART_SIZE, &cmp,
-                                           &err);
+                st = moka_transfer_compare(src, size, o.size, o.etag, UPLOAD_PART_SIZE, &cmp, &err);
         } else {
             st = head_explained(c, bucket, key, &o, &err);
             size = o.size;
@@ -442,9 +474,12 @@ int cmd_cp(int argc, char **argv)
                            to);
         } else if (!st) {
             jobs = calloc(1, sizeof *jobs);
-            if (!jobs) st = moka_errf(&err, MOKA_ERR_NOMEM, "out of memory");
+            if (!jobs)
+                st = moka_errf(&err, MOKA_ERR_NOMEM, "out of memory");
             else {
-                jobs[0] = (job){MOKA_OP_COPY, strdup(up ? src : to), strdup(up ? to : key), size};
+                jobs[0] =
+                    (job){MOKA_OP_COPY, strdup(up ? src : to), strdup(up ? to : key), size, ""};
+                if (!up) snprintf(jobs[0].etag, sizeof jobs[0].etag, "%s", o.etag);
                 njobs = 1, total_files = 1, total_bytes = size;
             }
         }
@@ -457,8 +492,9 @@ int cmd_cp(int argc, char **argv)
             st = moka_transfer_list_local(walk, &se, &ns, &err);
             if (!st && !local_is_dir)
                 st = moka_errf(&err, MOKA_ERR_IO, "%s is not a directory", src);
-            if (!st && key[0]) snprintf(dprefix, sizeof dprefix, "%s%s", key,
-                                        key[strlen(key) - 1] == '/' ? "" : "/");
+            if (!st && key[0])
+                snprintf(dprefix, sizeof dprefix, "%s%s", key,
+                         key[strlen(key) - 1] == '/' ? "" : "/");
             if (!st) st = moka_s3_list(c, bucket, dprefix, &objs, &nobj, &err);
             if (!st && nobj > 0 && !(de = calloc((size_t)nobj, sizeof *de)))
                 st = moka_errf(&err, MOKA_ERR_NOMEM, "out of memory");
@@ -551,12 +587,16 @@ int cmd_cp(int argc, char **argv)
                 printf("delete %s\n", j->local), ndel++;
         }
         printf("dry run: %lld files to copy (%lld bytes), %lld unchanged, %lld to delete\n",
-               (long long)total_files, (long long)total_bytes, (long long)skipped,
-               (long long)ndel);
+               (long long)total_files, (long long)total_bytes, (long long)skipped, (long long)ndel);
         free_jobs(jobs, njobs);
         return 0;
     }
-    pool p = {.cfg = &cfg, .scheme = scheme, .bucket = bucket, .upload = up, .jobs = jobs, .local_root = dst,
+    pool p = {.cfg = &cfg,
+              .scheme = scheme,
+              .bucket = bucket,
+              .upload = up,
+              .jobs = jobs,
+              .local_root = dst,
               .njobs = njobs};
     rc = run_jobs(cmd, &p, (int)jobs_n, total_bytes, total_files, skipped);
     free_jobs(jobs, njobs);

@@ -12,7 +12,9 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/evp.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -554,6 +556,77 @@ int64_t moka_s3_requests(const moka_s3 *c) { return c->requests; }
 
 /* One request's description and its outcome. The body comes from memory (body, body_len) or is
  * empty; the response body goes to `sink` (a file) when set, else into `resp`. */
+/* MD5 of a file being written, computed by a thread that reads it behind the writer. */
+typedef struct hasher {
+    pthread_t thread;
+    int fd;
+    atomic_llong avail; /* bytes of the file that are written and may be hashed */
+    atomic_int done, invalid;
+    int64_t pos;
+    bool failed;
+    EVP_MD_CTX *ctx;
+} hasher;
+
+static void hasher_publish(hasher *h, int64_t bytes) { atomic_store(&h->avail, (long long)bytes); }
+/* The file was rewritten from the start: the digest no longer describes it. */
+static void hasher_invalidate(hasher *h) { atomic_store(&h->invalid, 1); }
+
+static void *hasher_main(void *u)
+{
+    hasher *h = u;
+    const size_t cap = 1 << 20;
+    unsigned char *buf = malloc(cap);
+    if (!buf) h->failed = true;
+    while (!h->failed && !atomic_load(&h->invalid)) {
+        const int64_t avail = (int64_t)atomic_load(&h->avail);
+        if (h->pos < avail) {
+            const size_t want = (size_t)(avail - h->pos) < cap ? (size_t)(avail - h->pos) : cap;
+            const ssize_t got = pread(h->fd, buf, want, (off_t)h->pos);
+            if (got <= 0 || EVP_DigestUpdate(h->ctx, buf, (size_t)got) != 1) h->failed = true;
+            else h->pos += got;
+        } else if (atomic_load(&h->done)) {
+            break;
+        } else {
+            struct timespec ts = {0, 100000}; /* 0.1 ms: the writer is a network transfer */
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* Starts hashing `path` from byte 0. false (and nothing to stop) when it cannot. */
+static bool hasher_start(hasher *h, const char *path)
+{
+    memset(h, 0, sizeof *h);
+    h->fd = open(path, O_RDONLY);
+    h->ctx = EVP_MD_CTX_new();
+    if (h->fd < 0 || !h->ctx || EVP_DigestInit_ex(h->ctx, EVP_md5(), NULL) != 1 ||
+        pthread_create(&h->thread, NULL, hasher_main, h) != 0) {
+        if (h->fd >= 0) close(h->fd);
+        EVP_MD_CTX_free(h->ctx);
+        return false;
+    }
+    return true;
+}
+
+/* Waits for the thread to hash up to `size` bytes; writes the hex MD5 and returns true when
+ * the digest covers exactly the file's `size` bytes. Always releases the hasher. */
+static bool hasher_finish(hasher *h, int64_t size, char *out_hex)
+{
+    hasher_publish(h, size);
+    atomic_store(&h->done, 1);
+    pthread_join(h->thread, NULL);
+    unsigned char raw[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    const bool ok = !h->failed && !atomic_load(&h->invalid) && h->pos == size &&
+                    EVP_DigestFinal_ex(h->ctx, raw, &len) == 1;
+    if (ok) hex(raw, len, out_hex);
+    close(h->fd);
+    EVP_MD_CTX_free(h->ctx);
+    return ok;
+}
+
 typedef struct req {
     const char *method, *bucket, *key, *query; /* query: canonical, without '?' (may be "") */
     const char *body;
@@ -569,11 +642,10 @@ typedef struct req {
     char etag[80], location[1024], upload_id[512];
     int64_t content_length, received; /* received: body bytes written to sink by this try */
     bool sink_checked;
-    /* Downloads: the MD5 of the sink's bytes [0, position), kept while they arrive so the check
-     * after the download needs no second pass over the file; md5_ok is false once the sink
-     * holds bytes the digest has not seen (a download resumed from an earlier run). */
-    EVP_MD_CTX *md5;
-    bool md5_ok;
+    /* Downloads: a thread hashing the part file (MD5) right behind the writer, so the check
+     * after the download needs no second pass over the file and the hashing overlaps the
+     * transfer. NULL when not hashing (no MD5 ETag, or a download resumed from an earlier run). */
+    struct hasher *hash;
     char curl_error[CURL_ERROR_SIZE];
     size_t body_pos;
 } req;
@@ -609,11 +681,15 @@ static size_t on_write(char *src, size_t size, size_t nmemb, void *user)
                 if (fseeko(r->sink, 0, SEEK_SET) != 0 || ftruncate(fileno(r->sink), 0) != 0)
                     return 0;
                 r->sink_done = 0;
-                if (r->md5) r->md5_ok = EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) == 1;
+                if (r->hash) hasher_invalidate(r->hash);
             }
         }
         if (fwrite(src, 1, n, r->sink) != n) return 0;
-        if (r->md5 && r->md5_ok) r->md5_ok = EVP_DigestUpdate(r->md5, src, n) == 1;
+        if (r->hash) {
+            /* The hasher reads the file: the bytes must be in it, not in the stream's buffer. */
+            if (fflush(r->sink) != 0) return 0;
+            hasher_publish(r->hash, (int64_t)ftello(r->sink));
+        }
         r->received += (int64_t)n;
         x->c->bytes_received += (int64_t)n;
         if (r->progress) r->progress(r->user, r->sink_done + r->received);
@@ -749,6 +825,8 @@ static CURLcode send_once(moka_s3 *c, req *r)
         curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_error);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+        /* Large receive chunks: fewer callbacks, writes and hasher wake-ups per object. */
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024L);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
@@ -1003,11 +1081,22 @@ moka_status moka_s3_get_file(moka_s3 *c, const char *bucket, const char *key, co
 {
     moka_s3_object head;
     MOKA_TRY(moka_s3_head(c, bucket, key, &head, err));
+    return moka_s3_get_file_known(c, bucket, key, &head, path, progress, user, err);
+}
+
+moka_status moka_s3_get_file_known(moka_s3 *c, const char *bucket, const char *key,
+                                   const moka_s3_object *known, const char *path,
+                                   void (*progress)(void *user, int64_t bytes), void *user,
+                                   moka_err *err)
+{
+    moka_s3_object head = *known;
     size_t pl = strlen(path) + 16;
     char *part = malloc(pl);
     if (!part) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory downloading to '%s'", path);
     snprintf(part, pl, "%s.moka-part", path);
     moka_status st = MOKA_OK;
+    hasher hash;
+    bool hashing = false;
     req r = {.method = "GET",
              .bucket = bucket,
              .key = key,
@@ -1025,9 +1114,14 @@ moka_status moka_s3_get_file(moka_s3 *c, const char *bucket, const char *key, co
         st = moka_errf(err, MOKA_ERR_IO, "'%s': cannot create: %s", part, strerror(errno));
         goto fail;
     }
-    if (etag_is_md5(head.etag)) r.md5 = EVP_MD_CTX_new();
     for (int restart = 0; restart < 2; restart++) {
-        if (r.md5) r.md5_ok = have == 0 && EVP_DigestInit_ex(r.md5, EVP_md5(), NULL) == 1;
+        /* Hash while downloading only a file written from its first byte in this call. */
+        if (hashing) {
+            hasher_invalidate(&hash);
+        } else if (have == 0 && etag_is_md5(head.etag) && hasher_start(&hash, part)) {
+            hashing = true;
+            r.hash = &hash;
+        }
         if (fseeko(f, (off_t)have, SEEK_SET) != 0 || ftruncate(fileno(f), (off_t)have) != 0) {
             st = moka_errf(err, MOKA_ERR_IO, "'%s': cannot seek: %s", part, strerror(errno));
             goto fail;
@@ -1069,9 +1163,11 @@ moka_status moka_s3_get_file(moka_s3 *c, const char *bucket, const char *key, co
         char md5[33];
         unsigned char raw[EVP_MAX_MD_SIZE];
         unsigned rawlen = 0;
-        if (r.md5 && r.md5_ok && EVP_DigestFinal_ex(r.md5, raw, &rawlen) == 1) {
-            hex(raw, rawlen, md5);
-        } else if (!file_md5(part, md5)) {
+        (void)raw;
+        (void)rawlen;
+        const bool streamed = hashing && hasher_finish(&hash, head.size, md5);
+        hashing = false;
+        if (!streamed && !file_md5(part, md5)) {
             st = moka_errf(err, MOKA_ERR_IO, "'%s': cannot read back: %s", part, strerror(errno));
             goto fail;
         }
@@ -1092,8 +1188,12 @@ moka_status moka_s3_get_file(moka_s3 *c, const char *bucket, const char *key, co
     }
     if (progress) progress(user, head.size);
 fail:
+    if (hashing) {
+        char ignored[33];
+        hasher_invalidate(&hash);
+        (void)hasher_finish(&hash, 0, ignored);
+    }
     if (f) fclose(f);
-    EVP_MD_CTX_free(r.md5);
     free(r.resp.data);
     free(part);
     return st;

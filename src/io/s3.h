@@ -99,6 +99,13 @@ moka_status moka_s3_head(moka_s3 *c, const char *bucket, const char *key, moka_s
 moka_status moka_s3_get_file(moka_s3 *c, const char *bucket, const char *key, const char *path,
                              void (*progress)(void *user, int64_t bytes), void *user,
                              moka_err *err);
+/* The same when the caller already knows the object's size and ETag (from a listing or a HEAD
+ * of its own): saves the HEAD request. If the object changed since, the If-Match/size/MD5
+ * checks fail and nothing is written at `path`. */
+moka_status moka_s3_get_file_known(moka_s3 *c, const char *bucket, const char *key,
+                                   const moka_s3_object *known, const char *path,
+                                   void (*progress)(void *user, int64_t bytes), void *user,
+                                   moka_err *err);
 /* Uploads a file: single PUT below part_size, else multipart (parts >= 5 MiB), checking the
  * returned ETags (MD5, and md5-of-md5s "-N" for multipart). */
 moka_status moka_s3_put_file(moka_s3 *c, const char *path, const char *bucket, const char *key,
