@@ -203,8 +203,28 @@ moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t s
     c->stride = stride;
     c->shuffle = shuffle;
     c->rng = *rng;
+    c->rng0 = *rng;
     if (shuffle) moka_rng_shuffle(&c->rng, c->perm, n);
     return MOKA_OK;
+}
+
+void moka_cursor_random_skip(moka_cursor *c, int64_t bound)
+{
+    c->skip_bound = bound > 0 ? bound : 0;
+    if (c->skip_bound > 0) c->skip = (int64_t)moka_rng_below(&c->rng, (uint64_t)c->skip_bound);
+}
+
+void moka_cursor_seek(moka_cursor *c, int64_t k)
+{
+    /* Replay init: the identity order, epoch 0's shuffle and the skip draw, from the same
+     * stream; later epochs are reshuffled lazily by moka_cursor_next as usual. */
+    for (int64_t i = 0; i < c->n; i++) c->perm[i] = i;
+    c->rng = c->rng0;
+    if (c->shuffle) moka_rng_shuffle(&c->rng, c->perm, c->n);
+    c->skip = 0;
+    moka_cursor_random_skip(c, c->skip_bound);
+    c->epoch = 0;
+    c->k = k;
 }
 
 int64_t moka_cursor_next(moka_cursor *c)

@@ -65,6 +65,8 @@ typedef struct moka_cursor {
     bool shuffle;
     int64_t *perm; /* n indices */
     moka_rng rng;  /* the shuffle stream; one permutation drawn per epoch */
+    moka_rng rng0;      /* the stream as given to init, so seek can replay it */
+    int64_t skip_bound; /* the bound moka_cursor_random_skip drew from (0: none) */
 } moka_cursor;
 
 /* Starts a cursor over n > 0 samples with the given shard (0 <= start < stride). With shuffle,
@@ -75,6 +77,12 @@ moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t s
 /* The index of the next sample (in [0, n)); advances the cursor, reshuffling at each epoch
  * boundary it crosses. */
 int64_t moka_cursor_next(moka_cursor *c);
+/* Caffe's rand_skip: every reader skips a position drawn uniformly from [0, bound), taken from
+ * the cursor's stream right after init (bound <= 0: no skip). */
+void moka_cursor_random_skip(moka_cursor *c, int64_t bound);
+/* Puts the cursor where it would be after `k` samples had been taken since init (and the
+ * random skip), replaying the same permutations: used when a run resumes from a snapshot. */
+void moka_cursor_seek(moka_cursor *c, int64_t k);
 void moka_cursor_deinit(moka_cursor *c);
 
 #endif /* MOKA_LOADER_H */

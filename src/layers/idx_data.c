@@ -41,11 +41,9 @@ typedef struct {
     moka_cursor cursor;
     moka_rng tf_rng;
     moka_loader *loader;
-    /* What seek needs to rebuild the sample order: the shuffle stream as it was at setup, and
-     * the seed of the per-sample transform streams (crop/mirror draws). */
-    moka_rng cursor_rng0;
+    /* Whether the cursor shuffles, and the seed of the per-sample transform streams (crop and
+     * mirror draws); the cursor itself keeps what seek needs to replay its order. */
     bool shuffle;
-    int64_t rand_skip;
     uint64_t tf_seed;
 } idx_data;
 
@@ -163,12 +161,9 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
      * shuffle stream is a copy of the layer's, so every reader of this layer with the same seed
      * (one per rank, later) draws the same permutations; a sharded reader would pass
      * start = rank, stride = size here. */
-    s->cursor_rng0 = l->rng;
     s->shuffle = moka_pt_bool(p, "shuffle");
     MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &l->rng, err));
-    s->rand_skip = moka_pt_int(p, "rand_skip");
-    if (s->rand_skip > 0)
-        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
+    moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
     s->tf_seed = moka_rng_u64(&l->rng);
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld samples of %lld x %lld x %lld from '%s'%s",
@@ -206,12 +201,7 @@ static moka_status idx_data_seek(moka_layer *l, int64_t step, moka_err *err)
     idx_data *s = l->state;
     moka_loader_free(s->loader);
     s->loader = NULL;
-    const int64_t n = s->cursor.n;
-    moka_cursor_deinit(&s->cursor);
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &s->cursor_rng0, err));
-    if (s->rand_skip > 0) /* the same draw as setup made, leaving the stream where it was */
-        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
-    s->cursor.k = step * s->batch;
+    moka_cursor_seek(&s->cursor, step * s->batch);
     const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
     const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
                                               fill_batch, s, &s->loader, err);

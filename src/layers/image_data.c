@@ -53,10 +53,8 @@ typedef struct {
     moka_cursor cursor;
     moka_rng tf_rng;
     moka_loader *loader;
-    /* What seek needs to rebuild the sample order (as in idx_data.c). */
-    moka_rng cursor_rng0;
+    /* Whether the cursor shuffles; the cursor itself keeps what seek needs to replay its order. */
     bool shuffle;
-    int64_t rand_skip;
     uint64_t tf_seed;
 } image_data;
 
@@ -228,12 +226,9 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
     s->out_sample = s->out_c * s->out_h * s->out_w;
 
     /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. */
-    s->cursor_rng0 = l->rng;
     s->shuffle = moka_pt_bool(p, "shuffle");
     MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &l->rng, err));
-    s->rand_skip = moka_pt_int(p, "rand_skip");
-    if (s->rand_skip > 0)
-        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
+    moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
     s->tf_seed = moka_rng_u64(&l->rng);
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld images of %lld x %lld x %lld from '%s'%s",
@@ -271,12 +266,7 @@ static moka_status image_data_seek(moka_layer *l, int64_t step, moka_err *err)
     image_data *s = l->state;
     moka_loader_free(s->loader);
     s->loader = NULL;
-    const int64_t n = s->cursor.n;
-    moka_cursor_deinit(&s->cursor);
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &s->cursor_rng0, err));
-    if (s->rand_skip > 0) /* the same draw as setup made, leaving the stream where it was */
-        s->cursor.skip = (int64_t)moka_rng_below(&s->cursor.rng, (uint64_t)s->rand_skip);
-    s->cursor.k = step * s->batch;
+    moka_cursor_seek(&s->cursor, step * s->batch);
     const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
     const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH,
                                               fill_batch, s, &s->loader, err);
