@@ -2,6 +2,7 @@
  *
  *   moka train --solver=S [--weights=A[,B]] [--snapshot=F] [--iterations=N] [--threads=N]
  *              [--sigint_effect=stop|snapshot|none] [--sighup_effect=stop|snapshot|none]
+ *              [--dist_timeout=S] [--bucket_mb=M]     (under mpirun/srun: data-parallel)
  *   moka test --model=NET --weights=W [--iterations=N]
  *   moka time --model=NET [--iterations=N]
  *   moka device_query
@@ -26,6 +27,7 @@
 #include "board/board.h"
 #include "cli.h"
 #include "moka/ctx.h"
+#include "moka/dist.h"
 #include "moka/log.h"
 #include "moka/net.h"
 #include "moka/solver.h"
@@ -35,15 +37,57 @@
 
 static void glog_sink(moka_log_level level, const char *src, const char *msg, void *user)
 {
-    (void)user;
+    /* user: NULL, or "rank 2@node3 " for the ranks of a data-parallel job other than 0. */
+    const char *who = user ? user : "";
     static const char tag[] = "DIWE";
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
     localtime_r(&tv.tv_sec, &tm);
-    fprintf(stderr, "%c%02d%02d %02d:%02d:%02d.%06ld %5d %s] %s\n", tag[level & 3], tm.tm_mon + 1,
-            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec, (int)getpid(), src,
-            msg);
+    fprintf(stderr, "%c%02d%02d %02d:%02d:%02d.%06ld %5d %s] %s%s\n", tag[level & 3],
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec,
+            (int)getpid(), src, who, msg);
+}
+
+/* ---- data-parallel jobs (mpirun / srun) ---- */
+
+/* The watchdog found a lost rank or a stuck collective: say so and end this rank, which makes
+ * the launcher end the job. Runs on the watchdog thread, so only async-signal-safe calls. */
+static void on_dist_fault(const char *msg, void *user)
+{
+    const char *cmd = user;
+    char line[700];
+    const int n = snprintf(line, sizeof line, "moka %s: %s\n", cmd, msg);
+    if (n > 0) (void)!write(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line);
+    _exit(1);
+}
+
+static char rank_tag[96];
+
+/* Joins the job when launched by mpirun/srun; ranks other than 0 keep only warnings and errors,
+ * tagged with their rank and host. */
+static int join_job(const char *cmd, double timeout_s, moka_dist **out)
+{
+    moka_dist_opts o = {timeout_s, 0, on_dist_fault, (void *)cmd, false};
+    moka_err err = {0};
+    if (moka_dist_init(&o, out, &err)) return moka_cli_fail(cmd, &err);
+    const int r = moka_dist_rank(*out);
+    if (moka_dist_size(*out) > 1 && r != 0) {
+        snprintf(rank_tag, sizeof rank_tag, "rank %d@%s: ", r, moka_dist_host(*out, r));
+        moka_log_set(glog_sink, rank_tag, MOKA_LOG_WARN);
+    }
+    return 0;
+}
+
+/* A failure on one rank ends all of them (the others would wait for it forever). */
+static int job_fail(const char *cmd, moka_dist *dist, const moka_err *err)
+{
+    if (moka_dist_size(dist) > 1 && rank_tag[0])
+        fprintf(stderr, "moka %s: %s", cmd, rank_tag);
+    const int rc = moka_cli_fail(cmd, err);
+    moka_dist_abort(dist, rc);
+    moka_dist_finalize(dist, NULL);
+    return rc;
 }
 
 /* ---- flags ---- */
@@ -102,11 +146,12 @@ static int cmd_train(int argc, char **argv)
                     {"threads", NULL},       {"sigint_effect", NULL},
                     {"sighup_effect", NULL}, {"log_dir", NULL},
                     {"log_run", NULL},       {"histogram_interval", NULL},
-                    {"log_images", NULL},    {"cache_dir", NULL}};
+                    {"log_images", NULL},    {"cache_dir", NULL},
+                    {"dist_timeout", NULL},  {"bucket_mb", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("train", argc, argv, flags, 12, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("train", argc, argv, flags, 14, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -117,10 +162,20 @@ static int cmd_train(int argc, char **argv)
             "  --threads=N                    CPU threads (default: all cores)\n"
             "  --sigint_effect=stop|snapshot|none  on Ctrl-C (default stop: snapshot, then stop)\n"
             "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n"
-            "  --cache_dir=DIR                cache for s3:// data (default ~/.cache/moka)\n");
+            "  --cache_dir=DIR                cache for s3:// data (default ~/.cache/moka)\n"
+            "Under mpirun or srun, each process is one data-parallel rank (batch_size per rank):\n"
+            "  --dist_timeout=S               end the job when a rank is silent S s (default 10)\n"
+            "  --bucket_mb=M                  gradient allreduce bucket size (default 25)\n");
         return 0;
     }
     if (!flags[0].value) return moka_cli_usage_error("train", "%s", "--solver=FILE is required");
+    long dist_timeout = 10, bucket_mb = 25;
+    if (flags[12].value &&
+        (rc = moka_cli_parse_int("train", "dist_timeout", flags[12].value, 1, 86400, &dist_timeout)))
+        return rc;
+    if (flags[13].value &&
+        (rc = moka_cli_parse_int("train", "bucket_mb", flags[13].value, 1, 4096, &bucket_mb)))
+        return rc;
     if (flags[1].value && flags[2].value)
         return moka_cli_usage_error("train", "%s", "give --weights or --snapshot, not both");
     moka_solver_opts opts = {0};
@@ -163,9 +218,13 @@ static int cmd_train(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
+    moka_dist *dist;
+    if ((rc = join_job("train", (double)dist_timeout, &dist))) return rc;
+    opts.dist = dist;
+    opts.bucket_bytes = (int64_t)bucket_mb << 20;
     moka_err err = {0};
     moka_solver *s;
-    if (moka_solver_create(flags[0].value, &opts, &s, &err)) return moka_cli_fail("train", &err);
+    if (moka_solver_create(flags[0].value, &opts, &s, &err)) return job_fail("train", dist, &err);
     moka_status st = MOKA_OK;
     if (flags[1].value) st = moka_solver_load_weights(s, flags[1].value, &err);
     if (!st && flags[2].value) st = moka_solver_restore(s, flags[2].value, &err);
@@ -174,7 +233,8 @@ static int cmd_train(int argc, char **argv)
         moka_logf(MOKA_LOG_INFO, "train", "Training throughput: %.1f images/s",
                   moka_solver_images_per_second(s));
     moka_solver_free(s);
-    if (st) return moka_cli_fail("train", &err);
+    if (st) return job_fail("train", dist, &err);
+    if (moka_dist_finalize(dist, &err)) return moka_cli_fail("train", &err);
     return 0;
 }
 

@@ -18,6 +18,11 @@ typedef struct moka_ctx {
     int threads;   /* worker threads for kernels; 0 = all online CPUs */
     uint64_t seed; /* root of every random stream (fillers, shuffles, dropout) */
     const char *cache_dir; /* where s3:// data sources are cached; NULL = "$HOME/.cache/moka" */
+    /* Data-parallel training: this process is reader `rank` of `world_size`. Data layers read
+     * the disjoint shard of every batch that belongs to `rank` (samples rank, rank + world_size,
+     * ... of the global order), and per-pass random draws (dropout) differ by rank. The solver
+     * sets both from its moka_dist; 0 and 1 for a single process. */
+    int rank, world_size;
 } moka_ctx;
 
 /* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;

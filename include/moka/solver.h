@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "moka/ctx.h"
+#include "moka/dist.h"
 #include "moka/net.h"
 #include "moka/status.h"
 
@@ -46,6 +47,15 @@ typedef struct moka_solver_opts {
     int64_t histogram_interval;
     int64_t log_images;
     const char *cache_dir; /* cache for s3:// data sources (NULL: the ctx default) */
+    /* Data-parallel training (NULL or size 1: one process). With `size` ranks, batch_size in the
+     * net file is per rank (global batch = size * batch_size * iter_size, as in Caffe's
+     * multi-GPU mode); each rank reads its shard, gradients are averaged across ranks (buckets
+     * of about bucket_bytes, 0 = 25 MiB), test passes are split across ranks and their scores
+     * summed; rank 0 alone writes snapshots and event files. --weights and --snapshot are read
+     * by rank 0 and broadcast. The action callback is polled on every rank and the requests are
+     * combined, so all ranks stop or snapshot at the same iteration. */
+    moka_dist *dist;
+    int64_t bucket_bytes;
 } moka_solver_opts;
 
 /* Reads the solver file and builds the train net and the test nets (sharing its weights).
@@ -84,7 +94,7 @@ MOKA_API int moka_solver_stopped_early(const moka_solver *s);
 MOKA_API moka_net *moka_solver_net(moka_solver *s);
 MOKA_API int moka_solver_num_test_nets(const moka_solver *s);
 MOKA_API moka_net *moka_solver_test_net(moka_solver *s, int i);
-/* Training images per second over the whole of the last solve/step call. */
+/* Training images per second over the whole of the last solve/step call (all ranks together). */
 MOKA_API double moka_solver_images_per_second(const moka_solver *s);
 
 #ifdef __cplusplus

@@ -11,6 +11,8 @@ void moka_ctx_init(moka_ctx *ctx)
     ctx->threads = 0;
     ctx->seed = 1701;
     ctx->cache_dir = NULL;
+    ctx->rank = 0;
+    ctx->world_size = 1;
 }
 
 int moka_ctx_apply_threads(const moka_ctx *ctx)

@@ -67,9 +67,11 @@ typedef struct moka_layer_ops {
     moka_status (*forward_cpu)(moka_layer *l, moka_err *err);
     moka_status (*backward_cpu)(moka_layer *l, moka_err *err); /* NULL: no gradient */
     void (*destroy)(moka_layer *l);                            /* optional */
-    /* Data layers (optional): position the layer as if `step` forward passes had run, so a
-     * resumed run reads the batches an uninterrupted one would. */
-    moka_status (*seek)(moka_layer *l, int64_t step, moka_err *err);
+    /* Data layers (optional): position the layer as if all readers together (ctx->world_size
+     * of them, each taking its shard) had consumed the first `position` samples of the global
+     * order, so a resumed run, at any world size, reads the samples an uninterrupted one would.
+     * With one reader and batch B, position = passes * B. */
+    moka_status (*seek)(moka_layer *l, int64_t position, moka_err *err);
 } moka_layer_ops;
 
 /* How a weight starts. `filler` is a FillerParameter node (e.g. moka_pt_msg(l->param,

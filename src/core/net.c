@@ -58,6 +58,8 @@ struct moka_net {
     int64_t act_grad_count;
     bool timing;
     double *fwd_ms, *bwd_ms;
+    moka_net_grads_final_fn on_final; /* see moka_net_set_grads_final_hook */
+    void *on_final_user;
 };
 
 static char *dup_str(const char *s)
@@ -968,14 +970,34 @@ moka_status moka_net_backward(moka_net *net, moka_err *err)
             for (int64_t k = 0; k < moka_tensor_count(t); k++) t->grad[k] = l->loss_weight[i];
         }
     }
+    /* The parameter block is laid out in owner-layer order, and a blob's gradient is final once
+     * backward has passed its owner (sharers come later in the net, so they run before it):
+     * after layer li, the suffix from the first parameter owned by a layer >= li is final. */
+    int p = net->num_params;
+    int64_t final_lo = net->param_count;
     for (int li = net->num_layers - 1; li >= 0; li--) {
-        if (!net->need_backward[li]) continue;
-        moka_layer *l = net->layers[li];
-        const double t0 = net->timing ? now_ms() : 0;
-        MOKA_TRY(l->ops->backward_cpu(l, err));
-        if (net->timing) net->bwd_ms[li] = now_ms() - t0;
+        if (net->need_backward[li]) {
+            moka_layer *l = net->layers[li];
+            const double t0 = net->timing ? now_ms() : 0;
+            MOKA_TRY(l->ops->backward_cpu(l, err));
+            if (net->timing) net->bwd_ms[li] = now_ms() - t0;
+        }
+        if (!net->on_final) continue;
+        while (p > 0 && net->params[p - 1].layer >= li) p--;
+        const int64_t lo = p < net->num_params ? net->params[p].offset : net->param_count;
+        if (lo < final_lo) {
+            final_lo = lo;
+            net->on_final(net->on_final_user, lo);
+        }
     }
+    if (net->on_final && final_lo > 0) net->on_final(net->on_final_user, 0);
     return MOKA_OK;
+}
+
+void moka_net_set_grads_final_hook(moka_net *net, moka_net_grads_final_fn fn, void *user)
+{
+    net->on_final = fn;
+    net->on_final_user = user;
 }
 
 void moka_net_zero_param_grads(moka_net *net)
@@ -1035,16 +1057,19 @@ void moka_net_reseed(moka_net *net, uint64_t step)
 {
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
+        /* The rank enters so that data-parallel ranks draw different dropout masks; rank 0
+         * draws what a single process does. */
         moka_rng_seed(&l->rng, net->ctx->seed ^ (step * 0x9e3779b97f4a7c15ULL),
-                      moka_rng_hash(l->name) ^ (uint64_t)l->phase);
+                      moka_rng_hash(l->name) ^ (uint64_t)l->phase ^
+                          ((uint64_t)net->ctx->rank * 0xbf58476d1ce4e5b9ULL));
     }
 }
 
-moka_status moka_net_seek(moka_net *net, int64_t step, moka_err *err)
+moka_status moka_net_seek(moka_net *net, int64_t position, moka_err *err)
 {
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
-        if (l->ops->seek) MOKA_TRY(l->ops->seek(l, step, err));
+        if (l->ops->seek) MOKA_TRY(l->ops->seek(l, position, err));
     }
     return MOKA_OK;
 }

@@ -34,8 +34,15 @@ MOKA_INTERNAL bool moka_net_layer_needs_backward(const moka_net *net, int i);
  * draws of forward pass number `step` (dropout masks, random fillers) do not depend on what ran
  * before: a resumed run repeats them exactly. */
 MOKA_INTERNAL void moka_net_reseed(moka_net *net, uint64_t step);
-/* Positions data layers as if `step` forward passes had already run (resume). */
-MOKA_INTERNAL moka_status moka_net_seek(moka_net *net, int64_t step, moka_err *err);
+/* Positions data layers as if all readers together had consumed the first `position` samples
+ * of the global order (resume; see moka_layer_ops.seek). */
+MOKA_INTERNAL moka_status moka_net_seek(moka_net *net, int64_t position, moka_err *err);
+/* Called during moka_net_backward each time the parameter gradients from offset `lo` to the
+ * end of the block have become final for this pass (lo only decreases; the last call has lo 0).
+ * Data-parallel training starts reducing a bucket there while backward goes on. NULL: none. */
+typedef void (*moka_net_grads_final_fn)(void *user, int64_t lo);
+MOKA_INTERNAL void moka_net_set_grads_final_hook(moka_net *net, moka_net_grads_final_fn fn,
+                                                 void *user);
 /* Samples per forward pass: the batch dimension of the first layer's first top (0 if none). */
 MOKA_INTERNAL int64_t moka_net_batch_size(const moka_net *net);
 

@@ -268,7 +268,8 @@ done:
     return st;
 }
 
-moka_status moka_solverstate_write(const char *path, int64_t iter, const char *learned_net,
+moka_status moka_solverstate_write(const char *path, int64_t iter, int64_t data_position,
+                                   const char *learned_net,
                                    int64_t current_step, moka_tensor *const *history,
                                    int num_history, moka_err *err)
 {
@@ -309,6 +310,10 @@ moka_status moka_solverstate_write(const char *path, int64_t iter, const char *l
     ss.history = bpp;
     ss.has_current_step = 1;
     ss.current_step = (int32_t)current_step;
+    if (data_position >= 0) {
+        ss.has_data_position = 1;
+        ss.data_position = data_position;
+    }
     st = write_atomic(path, &ss.base, err);
 done:
     free(bs);
@@ -860,6 +865,7 @@ moka_status moka_solverstate_read(const char *path, moka_solverstate *out, moka_
     }
     out->iter = ss->has_iter ? ss->iter : 0;
     out->current_step = ss->has_current_step ? ss->current_step : 0;
+    out->data_position = ss->has_data_position ? ss->data_position : -1;
     if (ss->learned_net && !(out->learned_net = strdup(ss->learned_net))) {
         st = moka_errf(err, MOKA_ERR_NOMEM, "reading '%s': out of memory", path);
         goto fail;

@@ -115,6 +115,7 @@ moka_status moka_caffemodel_copy_into(const moka_caffemodel *m, const moka_model
  * fills it and moka_solverstate_deinit frees what it holds. */
 typedef struct moka_solverstate {
     int64_t iter, current_step; /* iterations done; index into stepvalues (multistep policy) */
+    int64_t data_position;      /* training samples consumed by all ranks (moka's field), -1 if absent */
     char *learned_net;          /* path of the matching .caffemodel, or NULL when absent */
     int num_history;
     moka_tensor *history; /* num_history tensors; each data owned (malloc) by the struct */
@@ -122,9 +123,11 @@ typedef struct moka_solverstate {
 
 /* Writes a SolverState (iter, learned_net unless NULL, one BlobProto per history tensor with
  * shape and packed float data, current_step) to `path`, with the same temporary-file, fsync and
- * rename protocol as moka_caffemodel_write. iter and current_step must fit Caffe's int32 fields
+ * rename protocol as moka_caffemodel_write, plus moka's data_position field when it is >= 0
+ * (Caffe skips it). iter and current_step must fit Caffe's int32 fields
  * (MOKA_ERR_INVALID_ARG otherwise); other errors as moka_caffemodel_write. */
-moka_status moka_solverstate_write(const char *path, int64_t iter, const char *learned_net,
+moka_status moka_solverstate_write(const char *path, int64_t iter, int64_t data_position,
+                                   const char *learned_net,
                                    int64_t current_step, moka_tensor *const *history,
                                    int num_history, moka_err *err);
 

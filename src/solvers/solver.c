@@ -43,8 +43,14 @@ struct moka_solver {
     float *scores;
     int num_scores;
     double images_per_s;
-    moka_summary *summary; /* NULL without a log_dir */
+    moka_summary *summary; /* NULL without a log_dir, and on ranks other than 0 */
     int64_t histogram_interval, log_images;
+    /* Data-parallel training (see moka_solver_opts.dist). */
+    moka_dist *dist;
+    moka_dp *dp; /* NULL for one process */
+    int rank, world;
+    int64_t data_pos; /* training samples of the global order consumed by all ranks */
+    bool need_sync;   /* rank 0's weights and state go to every rank before the next step */
 };
 
 static double now_s(void)
@@ -263,6 +269,32 @@ static moka_status open_summary(moka_solver *s, const char *solver_path, moka_er
     return MOKA_OK;
 }
 
+/* The data-parallel setup, once, from rank 0: ranks per host and the global batch. */
+static void log_world(const moka_solver *s)
+{
+    char hosts[400] = "";
+    size_t len = 0;
+    for (int r = 0; r < s->world && len + 80 < sizeof hosts; r++) {
+        const char *h = moka_dist_host(s->dist, r);
+        bool seen = false;
+        for (int q = 0; q < r; q++) seen |= strcmp(moka_dist_host(s->dist, q), h) == 0;
+        if (seen) continue;
+        int n = 0;
+        for (int q = r; q < s->world; q++) n += strcmp(moka_dist_host(s->dist, q), h) == 0;
+        len += (size_t)snprintf(hosts + len, sizeof hosts - len, "%s%s x%d", len ? ", " : "", h,
+                                n);
+    }
+    const int64_t b = moka_net_batch_size(s->net);
+    moka_dp_stats ds;
+    moka_dp_get_stats(s->dp, &ds);
+    moka_logf(MOKA_LOG_INFO, "solver",
+              "Data-parallel training on %d ranks (%s; %s), %d threads each; batch %lld per rank, "
+              "global batch %lld (%d x %lld x iter_size %lld); gradients %.2f MB in %d buckets",
+              s->world, moka_dist_engine(s->dist), hosts, moka_ctx_apply_threads(&s->ctx),
+              (long long)b, (long long)(s->world * b * s->hp.iter_size), s->world, (long long)b,
+              (long long)s->hp.iter_size, (double)ds.nbytes / 1e6, ds.num_buckets);
+}
+
 moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *opts,
                                moka_solver **out, moka_err *err)
 {
@@ -277,6 +309,12 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     moka_ctx_init(&s->ctx);
     s->ctx.threads = s->opts.threads;
     s->ctx.cache_dir = s->opts.cache_dir;
+    s->dist = s->opts.dist;
+    s->rank = moka_dist_rank(s->dist);
+    s->world = moka_dist_size(s->dist);
+    s->ctx.rank = s->rank;
+    s->ctx.world_size = s->world;
+    if (s->ctx.threads <= 0 && s->world > 1) s->ctx.threads = moka_dist_default_threads(s->dist);
     if (moka_pt_int(s->sp, "random_seed") >= 0)
         s->ctx.seed = (uint64_t)moka_pt_int(s->sp, "random_seed");
     const int threads = moka_ctx_apply_threads(&s->ctx);
@@ -310,8 +348,16 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
         st = moka_solver_load_weights(s, moka_pt_str_at(s->sp, "weights", i), err);
         if (st) goto fail;
     }
-    st = open_summary(s, solver_path, err);
-    if (st) goto fail;
+    if (s->rank == 0) {
+        st = open_summary(s, solver_path, err);
+        if (st) goto fail;
+    }
+    if (s->world > 1) {
+        st = moka_dp_create(s->dist, s->net, s->opts.bucket_bytes, &s->dp, err);
+        if (st) goto fail;
+        s->need_sync = true;
+        log_world(s);
+    }
     moka_logf(MOKA_LOG_INFO, "solver", "Solver scaffolding done.");
     *out = s;
     return MOKA_OK;
@@ -323,6 +369,7 @@ fail:
 void moka_solver_free(moka_solver *s)
 {
     if (!s) return;
+    moka_dp_free(s->dp);
     for (int i = 0; i < s->num_test; i++) moka_net_free(s->test_nets[i]);
     moka_net_free(s->net);
     for (int i = 0; i < 1 + MAX_TEST_NETS; i++) moka_pt_doc_free(s->net_docs[i]);
@@ -338,6 +385,9 @@ void moka_solver_free(moka_solver *s)
 
 moka_status moka_solver_load_weights(moka_solver *s, const char *paths, moka_err *err)
 {
+    /* Rank 0 reads the files; the others get the weights with the next synchronisation. */
+    s->need_sync = s->world > 1;
+    if (s->rank != 0) return MOKA_OK;
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", paths);
     for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
@@ -416,8 +466,10 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
     s->num_scores = total;
     double *acc = calloc((size_t)total + 1, sizeof(double)), test_loss = 0;
     if (!acc) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < s->test_iter[id]; i++) {
-        if (poll_action(s) == MOKA_ACTION_STOP) {
+    /* Data-parallel: rank r runs test batches r, r + world, ...; its data layers read the
+     * matching shard, and the sums are added up across ranks below. */
+    for (int64_t i = s->rank; i < s->test_iter[id]; i += s->world) {
+        if (!s->dp && poll_action(s) == MOKA_ACTION_STOP) {
             s->stopped_early = true;
             moka_logf(MOKA_LOG_INFO, "solver", "Test interrupted.");
             free(acc);
@@ -437,6 +489,15 @@ moka_status moka_solver_test(moka_solver *s, int id, const float **scores, int *
             for (int64_t k = 0; k < moka_tensor_count(t); k++) acc[idx++] += t->data[k];
         }
     }
+    if (s->world > 1) {
+        acc[total] = test_loss;
+        const moka_status st = moka_dist_sum_f64(s->dist, acc, total + 1, err);
+        if (st) {
+            free(acc);
+            return st;
+        }
+        test_loss = acc[total];
+    }
     for (int i = 0; i < total; i++) s->scores[i] = (float)(acc[i] / (double)s->test_iter[id]);
     free(acc);
     if (moka_pt_bool(s->sp, "test_compute_loss"))
@@ -455,8 +516,50 @@ static moka_status test_all(moka_solver *s, moka_err *err)
     return MOKA_OK;
 }
 
+/* Data-parallel: every rank takes rank 0's iteration, schedule position, data position, weights
+ * and solver history (after creation, --weights or --snapshot), and moves its data layers to
+ * the same place in the global sample order. */
+static moka_status sync_state(moka_solver *s, moka_err *err)
+{
+    if (!s->need_sync) return MOKA_OK;
+    int64_t hdr[3] = {s->iter, s->current_step, s->data_pos};
+    MOKA_TRY(moka_dist_broadcast(s->dist, hdr, sizeof hdr, err));
+    const int64_t count = moka_net_param_count(s->net);
+    MOKA_TRY(moka_dist_broadcast(s->dist, moka_net_param_data(s->net),
+                                 count * (int64_t)sizeof(float), err));
+    MOKA_TRY(moka_dist_broadcast(s->dist, s->history,
+                                 count * s->rule->num_history * (int64_t)sizeof(float), err));
+    if (s->rank != 0) {
+        s->iter = hdr[0];
+        s->current_step = hdr[1];
+        if (hdr[2] != s->data_pos) {
+            s->data_pos = hdr[2];
+            MOKA_TRY(moka_net_seek(s->net, s->data_pos, err));
+        }
+    }
+    s->need_sync = false;
+    return MOKA_OK;
+}
+
+/* Logs the allreduce time per iteration since the last call and how much of it backward hid. */
+static void log_comm(moka_solver *s)
+{
+    moka_dp_stats ds;
+    moka_dp_get_stats(s->dp, &ds);
+    if (ds.steps == 0) return;
+    const double hidden = ds.comm_ms > 0 ? 1.0 - ds.exposed_ms / ds.comm_ms : 1.0;
+    moka_logf(MOKA_LOG_INFO, "solver",
+              "Iteration %lld, allreduce %.3f ms/iter (%d buckets, %.2f MB), %.0f%% hidden "
+              "behind backward, %.3f ms/iter exposed",
+              (long long)s->iter, ds.comm_ms / (double)ds.steps, ds.num_buckets,
+              (double)ds.nbytes / 1e6, 100.0 * (hidden > 0 ? hidden : 0),
+              ds.exposed_ms / (double)ds.steps);
+    moka_dp_reset_stats(s->dp);
+}
+
 moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
 {
+    MOKA_TRY(sync_state(s, err));
     const int64_t start_iter = s->iter, stop_iter = s->iter + iters;
     int64_t last_iter = s->iter;
     s->num_losses = 0;
@@ -472,14 +575,26 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
         }
         const bool display = s->display > 0 && s->iter % s->display == 0;
         float loss = 0;
-        for (int64_t k = 0; k < s->hp.iter_size; k++) {
-            const uint64_t pass = (uint64_t)(s->iter * s->hp.iter_size + k);
-            float l;
-            moka_net_reseed(s->net, pass);
-            MOKA_TRY(moka_net_forward(s->net, &l, err));
-            MOKA_TRY(moka_net_backward(s->net, err));
-            loss += l;
+        /* Data-parallel: stop/snapshot requests of any rank travel with the loss, so every rank
+         * acts on them at the end of the same iteration. */
+        float requests[2] = {0, 0};
+        if (s->dp) {
+            const moka_solver_action a = poll_action(s);
+            requests[0] = a == MOKA_ACTION_STOP;
+            requests[1] = a == MOKA_ACTION_SNAPSHOT;
+            MOKA_TRY(moka_dp_step(s->dp, s->iter * s->hp.iter_size, (int)s->hp.iter_size,
+                                  requests, 2, &loss, err));
+        } else {
+            for (int64_t k = 0; k < s->hp.iter_size; k++) {
+                const uint64_t pass = (uint64_t)(s->iter * s->hp.iter_size + k);
+                float l;
+                moka_net_reseed(s->net, pass);
+                MOKA_TRY(moka_net_forward(s->net, &l, err));
+                MOKA_TRY(moka_net_backward(s->net, err));
+                loss += l;
+            }
         }
+        s->data_pos += s->hp.iter_size * moka_net_batch_size(s->net) * s->world;
         loss /= (float)s->hp.iter_size;
         if (!isfinite(loss))
             moka_logf(MOKA_LOG_WARN, "solver", "Iteration %lld: loss is %g", (long long)s->iter,
@@ -491,7 +606,8 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
             const double now = now_s(), lapse = now - t_last;
             const double per_s = (double)(s->iter - last_iter) / (lapse > 0 ? lapse : 1);
             if (s->summary) {
-                const double ips = per_s * (double)(s->hp.iter_size * moka_net_batch_size(s->net));
+                const double ips = per_s * (double)(s->hp.iter_size * moka_net_batch_size(s->net) *
+                                                    s->world);
                 MOKA_TRY(moka_summary_train(s->summary, s->iter, loss, s->smoothed_loss, rate,
                                             ips, err));
                 if (s->log_images > 0)
@@ -503,12 +619,16 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
             t_last = now;
             last_iter = s->iter;
             log_outputs(s->net, "Train", NULL);
+            if (s->dp) log_comm(s);
         }
         if (s->summary && s->histogram_interval > 0 && s->iter % s->histogram_interval == 0)
             MOKA_TRY(moka_summary_histograms(s->summary, s->iter, s->net, err));
         apply_update(s, rate, display);
         s->iter++;
-        const moka_solver_action a = poll_action(s);
+        const moka_solver_action a = !s->dp          ? poll_action(s)
+                                     : requests[0] > 0 ? MOKA_ACTION_STOP
+                                     : requests[1] > 0 ? MOKA_ACTION_SNAPSHOT
+                                                       : MOKA_ACTION_NONE;
         if ((s->snapshot > 0 && s->iter % s->snapshot == 0) || a == MOKA_ACTION_SNAPSHOT)
             MOKA_TRY(moka_solver_snapshot(s, err));
         if (a == MOKA_ACTION_STOP) {
@@ -519,7 +639,9 @@ moka_status moka_solver_step(moka_solver *s, int64_t iters, moka_err *err)
     const double elapsed = now_s() - t_start;
     const int64_t done = s->iter - start_iter;
     s->images_per_s =
-        elapsed > 0 ? (double)(done * s->hp.iter_size * moka_net_batch_size(s->net)) / elapsed : 0;
+        elapsed > 0
+            ? (double)(done * s->hp.iter_size * moka_net_batch_size(s->net) * s->world) / elapsed
+            : 0;
     return MOKA_OK;
 }
 
@@ -540,6 +662,11 @@ moka_status moka_solver_solve(moka_solver *s, moka_err *err)
         float loss;
         moka_net_reseed(s->net, (uint64_t)(s->iter * s->hp.iter_size));
         MOKA_TRY(moka_net_forward(s->net, &loss, err));
+        if (s->world > 1) {
+            double sum = loss;
+            MOKA_TRY(moka_dist_sum_f64(s->dist, &sum, 1, err));
+            loss = (float)(sum / s->world);
+        }
         update_smoothed_loss(s, loss, s->iter);
         moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, loss = %g", (long long)s->iter,
                   s->smoothed_loss);
@@ -559,6 +686,7 @@ static void snapshot_name(const moka_solver *s, const char *ext, char *buf, size
 
 moka_status moka_solver_snapshot(moka_solver *s, moka_err *err)
 {
+    if (s->rank != 0) return MOKA_OK; /* every rank holds the same weights and history */
     char model[4096], state[4096];
     snapshot_name(s, ".caffemodel", model, sizeof model);
     snapshot_name(s, ".solverstate", state, sizeof state);
@@ -587,7 +715,7 @@ moka_status moka_solver_snapshot(moka_solver *s, moka_err *err)
             tp[h * np + i] = t;
         }
     const moka_status st =
-        moka_solverstate_write(state, s->iter, model, s->current_step, tp, nh, err);
+        moka_solverstate_write(state, s->iter, s->data_pos, model, s->current_step, tp, nh, err);
     free(ts);
     free(tp);
     return st;
@@ -596,6 +724,9 @@ moka_status moka_solver_snapshot(moka_solver *s, moka_err *err)
 moka_status moka_solver_restore(moka_solver *s, const char *path, moka_err *err)
 {
     moka_solverstate ss;
+    /* Rank 0 reads the snapshot; the others get it with the next synchronisation. */
+    s->need_sync = s->world > 1;
+    if (s->rank != 0) return MOKA_OK;
     moka_logf(MOKA_LOG_INFO, "solver", "Restoring previous solver status from %s", path);
     MOKA_TRY(moka_solverstate_read(path, &ss, err));
     moka_status st = MOKA_OK;
@@ -630,7 +761,12 @@ moka_status moka_solver_restore(moka_solver *s, const char *path, moka_err *err)
     }
     s->iter = ss.iter;
     s->current_step = ss.current_step;
-    st = moka_net_seek(s->net, s->iter * s->hp.iter_size, err);
+    /* Snapshots without moka's data_position (Caffe's, older moka's) were taken at this world
+     * size as far as anyone knows. */
+    s->data_pos = ss.data_position >= 0
+                      ? ss.data_position
+                      : s->iter * s->hp.iter_size * moka_net_batch_size(s->net) * s->world;
+    st = moka_net_seek(s->net, s->data_pos, err);
     if (st == MOKA_OK && s->summary) st = moka_summary_resume(s->summary, s->iter, err);
 done:
     moka_solverstate_deinit(&ss);

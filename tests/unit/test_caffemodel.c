@@ -1021,13 +1021,14 @@ static int solverstate_round_trip(void)
                          new_tensor(MOKA_SHAPE(10, 36))};
     for (int i = 0; i < 3; i++) fill(h[i], (uint32_t)(100 + i));
     const char *path = tmp_path("s.solverstate");
-    CHECK_OK(moka_solverstate_write(path, 12345, "lenet_iter_12345.caffemodel", 2, h, 3, &err));
+    CHECK_OK(moka_solverstate_write(path, 12345, 777, "lenet_iter_12345.caffemodel", 2, h, 3, &err));
     CHECK_EQ(count_files("s.solverstate.tmp"), 0);
 
     moka_solverstate s;
     CHECK_OK(moka_solverstate_read(path, &s, &err));
     CHECK_EQ(s.iter, 12345);
     CHECK_EQ(s.current_step, 2);
+    CHECK_EQ(s.data_position, 777);
     CHECK(s.learned_net && strcmp(s.learned_net, "lenet_iter_12345.caffemodel") == 0);
     CHECK_EQ(s.num_history, 3);
     for (int i = 0; i < 3; i++) CHECK(same_bits(&s.history[i], h[i]));
@@ -1053,11 +1054,12 @@ static int solverstate_round_trip(void)
     free(want);
 
     /* No learned_net, no history. */
-    CHECK_OK(moka_solverstate_write(path, 0, NULL, 0, NULL, 0, &err));
+    CHECK_OK(moka_solverstate_write(path, 0, -1, NULL, 0, NULL, 0, &err));
     CHECK_OK(moka_solverstate_read(path, &s, &err));
     CHECK(s.learned_net == NULL);
     CHECK_EQ(s.num_history, 0);
     CHECK_EQ(s.iter, 0);
+    CHECK_EQ(s.data_position, -1); /* a file without moka's field, like Caffe's */
     moka_solverstate_deinit(&s);
     for (int i = 0; i < 3; i++) free_tensor(h[i]), free_tensor(r[i]);
     return 0;
@@ -1070,10 +1072,10 @@ static int solverstate_errors(void)
     fill(h[0], 1);
     fill(h[1], 2);
     const char *path = tmp_path("e.solverstate");
-    CHECK_STATUS(moka_solverstate_write(path, (int64_t)1 << 31, NULL, 0, h, 2, &err),
+    CHECK_STATUS(moka_solverstate_write(path, (int64_t)1 << 31, -1, NULL, 0, h, 2, &err),
                  MOKA_ERR_INVALID_ARG);
     CHECK_CONTAINS(err.msg, "iter 2147483648 or current_step 0 does not fit");
-    CHECK_OK(moka_solverstate_write(path, 7, "m.caffemodel", 0, h, 2, &err));
+    CHECK_OK(moka_solverstate_write(path, 7, -1, "m.caffemodel", 0, h, 2, &err));
 
     moka_solverstate s;
     CHECK_OK(moka_solverstate_read(path, &s, &err));
