@@ -357,33 +357,60 @@ static int cmd_time(int argc, char **argv)
             return moka_cli_usage_error("time", "--phase must be TRAIN or TEST, got '%s'",
                                         flags[3].value);
     }
+    moka_dist *dist;
+    if ((rc = join_job("time", 10.0, &dist))) return rc;
+    const int world = moka_dist_size(dist);
     moka_ctx ctx;
     moka_ctx_init(&ctx);
-    ctx.threads = (int)threads;
+    ctx.threads = threads > 0 ? (int)threads : world > 1 ? moka_dist_default_threads(dist) : 0;
+    ctx.rank = moka_dist_rank(dist);
+    ctx.world_size = world;
     const int used = moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;
     if (moka_net_create_from_file(flags[0].value, &st, &ctx, &net, &err))
-        return moka_cli_fail("time", &err);
+        return job_fail("time", dist, &err);
+    /* Under mpirun each pass also averages the gradients across ranks, as training does. */
+    moka_dp *dp = NULL;
+    if (world > 1 && moka_dp_create(dist, net, 0, &dp, &err)) {
+        moka_net_free(net);
+        return job_fail("time", dist, &err);
+    }
     const int nl = moka_net_num_layers(net);
     double *fwd = calloc((size_t)nl + 1, sizeof(double)),
            *bwd = calloc((size_t)nl + 1, sizeof(double));
-    moka_logf(MOKA_LOG_INFO, "time", "Performing Forward (%d threads)", used);
+    if (dp)
+        moka_logf(MOKA_LOG_INFO, "time", "Performing Forward (%d ranks x %d threads, %s)", world,
+                  used, moka_dist_engine(dist));
+    else
+        moka_logf(MOKA_LOG_INFO, "time", "Performing Forward (%d threads)", used);
     float loss;
-    moka_status s = moka_net_forward(net, &loss, &err);
-    if (!s) s = moka_net_backward(net, &err);
+    moka_status s = dp ? moka_dp_step(dp, 0, 1, NULL, 0, &loss, &err)
+                       : moka_net_forward(net, &loss, &err);
+    if (!s && !dp) s = moka_net_backward(net, &err);
     if (!s) moka_logf(MOKA_LOG_INFO, "time", "Initial loss: %g", loss);
     moka_logf(MOKA_LOG_INFO, "time", "*** Benchmark begins ***");
     moka_logf(MOKA_LOG_INFO, "time", "Testing for %ld iterations.", iters);
     moka_net_set_timing(net, true);
+    if (dp) moka_dp_reset_stats(dp);
     double total_fwd = 0, total_bwd = 0;
     const double t_all = now_ms();
     for (long i = 0; i < iters && !s; i++) {
         const double t0 = now_ms();
-        s = moka_net_forward(net, NULL, &err);
-        const double t1 = now_ms();
-        if (!s) s = moka_net_backward(net, &err);
-        const double t2 = now_ms();
+        double t1, t2;
+        if (dp) {
+            moka_net_zero_param_grads(net);
+            s = moka_dp_step(dp, i + 1, 1, NULL, 0, NULL, &err);
+            t2 = now_ms();
+            double f = 0;
+            for (int l = 0; l < nl; l++) f += moka_net_layer_forward_ms(net, l);
+            t1 = t0 + f;
+        } else {
+            s = moka_net_forward(net, NULL, &err);
+            t1 = now_ms();
+            if (!s) s = moka_net_backward(net, &err);
+            t2 = now_ms();
+        }
         total_fwd += t1 - t0;
         total_bwd += t2 - t1;
         for (int l = 0; l < nl; l++) {
@@ -406,6 +433,16 @@ static int cmd_time(int argc, char **argv)
                   total_fwd / (double)iters);
         moka_logf(MOKA_LOG_INFO, "time", "Average Backward pass: %.5f ms.",
                   total_bwd / (double)iters);
+        if (dp) {
+            moka_dp_stats ds;
+            moka_dp_get_stats(dp, &ds);
+            const double per = ds.comm_ms / (double)iters, exposed = ds.exposed_ms / (double)iters;
+            moka_logf(MOKA_LOG_INFO, "time",
+                      "Average allreduce: %.5f ms (%d buckets, %.2f MB), %.0f%% hidden behind "
+                      "backward, %.5f ms exposed.",
+                      per, ds.num_buckets, (double)ds.nbytes / 1e6,
+                      per > 0 ? 100.0 * (1.0 - exposed / per) : 100.0, exposed);
+        }
         moka_logf(MOKA_LOG_INFO, "time", "Average Forward-Backward: %.5f ms.",
                   t_total / (double)iters);
         moka_logf(MOKA_LOG_INFO, "time", "Total Time: %.3f ms.", t_total);
@@ -413,8 +450,11 @@ static int cmd_time(int argc, char **argv)
     }
     free(fwd);
     free(bwd);
+    moka_dp_free(dp);
     moka_net_free(net);
-    return s ? moka_cli_fail("time", &err) : 0;
+    if (s) return job_fail("time", dist, &err);
+    if (moka_dist_finalize(dist, &err)) return moka_cli_fail("time", &err);
+    return 0;
 }
 
 /* ---- device_query ---- */
