@@ -26,6 +26,11 @@ static moka_status mpi_fail(moka_err *err, int rc, const char *what)
 
 moka_status moka_transport_join(moka_dist *d, moka_err *err)
 {
+    /* Waiting ranks yield the CPU instead of spinning (unless the user set it): the compute
+     * threads use every core, and the communication thread waits inside MPI while backward
+     * runs, so a spinning wait would take a core from backward. On an oversubscribed node this
+     * is the difference between 7 and 32 ms for a 1.7 MB allreduce over 3 ranks. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     int provided = 0;
     int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "init");

@@ -650,6 +650,7 @@ moka_status moka_solver_solve(moka_solver *s, moka_err *err)
     moka_logf(MOKA_LOG_INFO, "solver", "Solving %s", moka_net_name(s->net));
     moka_logf(MOKA_LOG_INFO, "solver", "Learning Rate Policy: %s", s->hp.lr_policy);
     s->stopped_early = false;
+    MOKA_TRY(sync_state(s, err)); /* the iteration to run from is rank 0's */
     MOKA_TRY(moka_solver_step(s, s->max_iter - s->iter, err));
     if (moka_pt_bool(s->sp, "snapshot_after_train") &&
         (s->snapshot <= 0 || s->iter % s->snapshot != 0))

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Data-parallel training is the same computation as one process with the global batch: 2 and 4
+# ranks with per-rank batch B give the weights of 1 rank with batch 2B / 4B after 10 and after 50
+# iterations of LeNet on shuffled Fashion-MNIST, for SGD (momentum, weight decay) and Adam. The
+# data order is the same by construction: rank r reads samples r, r + W, ... of the shared
+# shuffled order, so every global batch holds the same samples. What differs is only the order of
+# float sums (each rank's partial gradient, then the allreduce). Tolerances, as the largest
+# relative L2 difference ||a - b|| / ||a|| of any weight blob:
+#   10 iterations: 1e-5 (measured ~5e-7);
+#   50 iterations: 2e-2 (measured up to ~2e-3: rounding differences grow ~10x per 10
+#                  iterations once a ReLU or max-pool switch flips);
+# while a different sample order (the symptom of a wrong shard) gives ~0.4, and a wrong gradient
+# scale or a missed bucket a different trajectory altogether.
+# Also: the loss logged by rank 0 is the global loss, and only rank 0 writes files.
+#   usage: test_dp_equivalence.sh MOKA SOURCE_DIR
+set -u
+source "$(dirname "$0")/common.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+
+for type in SGD Adam; do
+    for w in 1 2 4; do
+        rm -rf "w$w" && mkdir "w$w" && cd "w$w"
+        lenet_net net.prototxt $((64 / w))
+        lenet_solver solver.prototxt "$type" 50 snap "snapshot: 10"
+        if ! ranks "$w" train --solver=solver.prototxt >log 2>&1; then
+            bad "$type on $w ranks failed: $(tail -3 log)"
+        fi
+        cd ..
+    done
+    for w in 2 4; do
+        for it_tol in 10:1e-5 50:2e-2; do
+            it=${it_tol%:*}
+            tol=${it_tol#*:}
+            if out=$($compare "w1/snap_iter_$it.caffemodel" "w$w/snap_iter_$it.caffemodel" "$tol"); then
+                ok "$type: $w ranks x batch $((64 / w)) == 1 rank x batch 64 at iteration $it ($out)"
+            else
+                bad "$type: $w ranks x batch $((64 / w)) != 1 rank x batch 64 at iteration $it ($out)"
+            fi
+        done
+        # The displayed loss is the global batch's: the same as one process's to 3 digits.
+        l1=$(grep -o 'Iteration 40 (.*loss = [0-9.e-]*' w1/log | sed 's/.*loss = //')
+        lw=$(grep -o 'Iteration 40 (.*loss = [0-9.e-]*' "w$w/log" | sed 's/.*loss = //')
+        if [ -n "$l1" ] && awk -v a="$l1" -v b="$lw" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }'; then
+            ok "$type: $w ranks log the global loss at iteration 40 ($lw vs $l1)"
+        else
+            bad "$type: loss at iteration 40 on $w ranks '$lw' vs one process '$l1'"
+        fi
+    done
+    # Only rank 0 writes snapshots, and only rank 0 prints the progress lines.
+    n=$(ls w4 | grep -c '^snap_iter_')
+    [ "$n" = 10 ] && ok "$type: one .caffemodel and one .solverstate per snapshot" ||
+        bad "$type: snapshot files: $(ls w4)"
+    n=$(grep -c 'Iteration 40 (' w4/log)
+    [ "$n" = 1 ] && ok "$type: one progress line per display on 4 ranks" || bad "$type: $n progress lines"
+    grep -q 'Data-parallel training on 4 ranks.*global batch 64 (4 x 16' w4/log &&
+        ok "$type: the log states world size and global batch" || bad "$type: no world/global batch line"
+    grep -q 'allreduce [0-9.]* ms/iter.*hidden behind backward' w4/log &&
+        ok "$type: the log reports allreduce time and hidden share" || bad "$type: no allreduce line"
+done
+
+echo "$passed passed, $failures failed"
+[ "$failures" = 0 ]
