@@ -64,7 +64,8 @@ static void on_dist_fault(const char *msg, void *user)
 
 static char rank_tag[96];
 
-/* Joins the job when launched by mpirun/srun; ranks other than 0 keep only warnings and errors,
+/* Joins the job when launched by mpirun/srun; ranks other than 0 keep only errors (rank 0 logs
+ * the warnings, which every rank would repeat about the same config),
  * tagged with their rank and host. */
 static int join_job(const char *cmd, double timeout_s, moka_dist **out)
 {
@@ -74,7 +75,7 @@ static int join_job(const char *cmd, double timeout_s, moka_dist **out)
     const int r = moka_dist_rank(*out);
     if (moka_dist_size(*out) > 1 && r != 0) {
         snprintf(rank_tag, sizeof rank_tag, "rank %d@%s: ", r, moka_dist_host(*out, r));
-        moka_log_set(glog_sink, rank_tag, MOKA_LOG_WARN);
+        moka_log_set(glog_sink, rank_tag, MOKA_LOG_ERROR);
     }
     return 0;
 }

@@ -214,7 +214,7 @@ void moka_cursor_random_skip(moka_cursor *c, int64_t bound)
     if (c->skip_bound > 0) c->skip = (int64_t)moka_rng_below(&c->rng, (uint64_t)c->skip_bound);
 }
 
-void moka_cursor_seek(moka_cursor *c, int64_t k)
+void moka_cursor_seek(moka_cursor *c, int64_t position)
 {
     /* Replay init: the identity order, epoch 0's shuffle and the skip draw, from the same
      * stream; later epochs are reshuffled lazily by moka_cursor_next as usual. */
@@ -224,12 +224,18 @@ void moka_cursor_seek(moka_cursor *c, int64_t k)
     c->skip = 0;
     moka_cursor_random_skip(c, c->skip_bound);
     c->epoch = 0;
-    c->k = k;
+    c->base = position > 0 ? position : 0;
+    c->k = 0;
+}
+
+int64_t moka_cursor_position(const moka_cursor *c)
+{
+    return c->base + c->start + c->k * c->stride;
 }
 
 int64_t moka_cursor_next(moka_cursor *c)
 {
-    const int64_t p = c->skip + c->start + c->k * c->stride;
+    const int64_t p = c->skip + moka_cursor_position(c);
     c->k++;
     const int64_t e = p / c->n;
     /* One permutation per epoch, in epoch order, even for epochs this reader skips over, so
@@ -245,4 +251,17 @@ void moka_cursor_deinit(moka_cursor *c)
     if (!c) return;
     free(c->perm);
     c->perm = NULL;
+}
+
+moka_status moka_loader_shard(const moka_ctx *ctx, const char *layer, int64_t *start,
+                              int64_t *stride, moka_err *err)
+{
+    if (ctx->world_size < 1 || ctx->rank < 0 || ctx->rank >= ctx->world_size)
+        return moka_errf(err, MOKA_ERR_INVALID_ARG,
+                         "layer '%s': cannot read shard %d of %d (the context needs "
+                         "0 <= rank < world_size; moka_ctx_init sets 0 and 1)",
+                         layer, ctx->rank, ctx->world_size);
+    *start = ctx->rank;
+    *stride = ctx->world_size;
+    return MOKA_OK;
 }

@@ -9,11 +9,19 @@
  *   worker:    fill(0) fill(1) [wait for a free slot] fill(0) ...
  *   consumer:          next -> slot 0     next -> slot 1     ...
  *
- * Cursor: which sample a reader takes next. A reader takes the global positions
- * p = skip + start + k * stride (k = 0, 1, 2, ...), and position p is sample perm_e[p mod N] of
- * epoch e = p / N. Every epoch's permutation comes from one seeded stream in epoch order, so
- * readers that share a seed agree on every permutation; with start = rank and stride = size,
- * ranks read disjoint shards that together cover each epoch exactly once.
+ * Cursor: which sample a reader takes next. The samples of all readers together form one
+ * global stream, and position p of it (p = 0, 1, ...) is sample perm_e[(skip + p) mod N] of
+ * epoch e = (skip + p) / N. Every epoch's permutation comes from one seeded stream in epoch
+ * order, so readers that share a seed agree on every permutation. A reader takes the positions
+ *
+ *   p = base + start + k * stride     (k = 0, 1, 2, ...)
+ *
+ * where base is where the stream was last sought to (0 after init). With start = rank and
+ * stride = world size, ranks take disjoint shards that together cover each epoch exactly once,
+ * and W ranks of batch B read, pass by pass, what one reader of batch W * B reads: pass t covers
+ * positions [t * W * B, (t + 1) * W * B). seek(position) names a position of the global stream,
+ * not of the reader's own, so a run stopped at position P resumes at P whatever the world size
+ * (P need not be a multiple of it).
  */
 #ifndef MOKA_LOADER_H
 #define MOKA_LOADER_H
@@ -22,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/rng.h"
+#include "moka/ctx.h"
 #include "moka/status.h"
 
 typedef struct moka_loader moka_loader;
@@ -57,32 +66,47 @@ void moka_loader_free(moka_loader *ld);
 
 typedef struct moka_cursor {
     int64_t n;      /* samples per epoch */
-    int64_t start;  /* this reader's first position (the rank, for sharded reading) */
+    int64_t start;  /* this reader's offset from base (the rank, for sharded reading) */
     int64_t stride; /* distance between its positions (the number of readers) */
-    int64_t skip;   /* positions skipped by every reader (rand_skip; 0 after init) */
-    int64_t k;      /* how many samples this reader has taken */
+    int64_t skip;   /* samples skipped by every reader before position 0 (rand_skip) */
+    int64_t base;   /* the global position last sought to (0 after init) */
+    int64_t k;      /* how many samples this reader has taken since init or seek */
     int64_t epoch;  /* the epoch whose order `perm` holds */
     bool shuffle;
-    int64_t *perm; /* n indices */
-    moka_rng rng;  /* the shuffle stream; one permutation drawn per epoch */
+    int64_t *perm;      /* n indices */
+    moka_rng rng;       /* the shuffle stream; one permutation drawn per epoch */
     moka_rng rng0;      /* the stream as given to init, so seek can replay it */
     int64_t skip_bound; /* the bound moka_cursor_random_skip drew from (0: none) */
 } moka_cursor;
 
-/* Starts a cursor over n > 0 samples with the given shard (0 <= start < stride). With shuffle,
- * epoch 0 is shuffled at once from `rng` (copied in; the cursor owns its copy). Caller owns *c;
- * free with moka_cursor_deinit. MOKA_ERR_INVALID_ARG or MOKA_ERR_NOMEM. */
+/* Starts a cursor over n > 0 samples with the given shard, 0 <= start < stride (start = rank and
+ * stride = world size for data-parallel reading; 0 and 1 alone). With shuffle, epoch 0 is
+ * shuffled at once from `rng` (copied in; the cursor owns its copy). Caller owns *c; free with
+ * moka_cursor_deinit. MOKA_ERR_INVALID_ARG or MOKA_ERR_NOMEM. */
 moka_status moka_cursor_init(moka_cursor *c, int64_t n, int64_t start, int64_t stride, bool shuffle,
                              const moka_rng *rng, moka_err *err);
 /* The index of the next sample (in [0, n)); advances the cursor, reshuffling at each epoch
  * boundary it crosses. */
 int64_t moka_cursor_next(moka_cursor *c);
-/* Caffe's rand_skip: every reader skips a position drawn uniformly from [0, bound), taken from
- * the cursor's stream right after init (bound <= 0: no skip). */
+/* Caffe's rand_skip: the global stream starts `skip` samples in, skip drawn uniformly from
+ * [0, bound) from the cursor's stream right after init (bound <= 0: no skip). Every reader
+ * draws the same skip, since they share the seed. */
 void moka_cursor_random_skip(moka_cursor *c, int64_t bound);
-/* Puts the cursor where it would be after `k` samples had been taken since init (and the
- * random skip), replaying the same permutations: used when a run resumes from a snapshot. */
-void moka_cursor_seek(moka_cursor *c, int64_t k);
+/* Puts the cursor where it would be had all readers together consumed the first `position`
+ * (>= 0) samples of the global stream: this reader's next sample is position + start, then
+ * + stride each. Replays init (and the random skip) and the same permutations; used when a run
+ * resumes from a snapshot, possibly at another world size. */
+void moka_cursor_seek(moka_cursor *c, int64_t position);
+/* The global position (base + start + k * stride) of the sample the next moka_cursor_next
+ * returns. A layer seeds per-sample random draws (crops, mirrors) from it, so they depend on the
+ * sample's place in the global stream, not on the world size. */
+int64_t moka_cursor_position(const moka_cursor *c);
 void moka_cursor_deinit(moka_cursor *c);
+
+/* The shard a data layer reads, from its context: *start = ctx->rank, *stride =
+ * ctx->world_size. MOKA_ERR_INVALID_ARG ("layer '<layer>': ...") unless 0 <= rank < world_size;
+ * moka_ctx_init sets 0 and 1. */
+moka_status moka_loader_shard(const moka_ctx *ctx, const char *layer, int64_t *start,
+                              int64_t *stride, moka_err *err);
 
 #endif /* MOKA_LOADER_H */

@@ -10,7 +10,10 @@
  * Records are read in key order by a cursor that wraps around at the end of the DB, as Caffe's
  * DataLayer does; with rand_skip the first skip = U[0, rand_skip) records are passed over once.
  * Record j of the stream (j = 0, 1, ...) is therefore DB record (skip + j) mod count, which is
- * what seek uses to resume exactly. A Datum holds raw uint8 `data`, `float_data`, or an
+ * what seek uses to resume exactly. With ctx world_size W > 1, rank r takes stream records
+ * r, r + W, r + 2W, ... (stepping the LMDB cursor W records per sample), so the ranks' batches of
+ * B at pass t together are one process's batch of W * B at pass t, and seek(position) puts rank r
+ * on stream record position + r, whatever W is. A Datum holds raw uint8 `data`, `float_data`, or an
  * `encoded` JPEG/PNG file, decoded here with src/io/image.h in its own channel count, as Caffe's
  * DecodeDatumToCVMatNative does (or in 3 or 1 with transform_param.force_color/force_gray). A
  * prefetch thread (src/data/loader.h) assembles the next `prefetch` batches while the net
@@ -45,10 +48,13 @@ typedef struct {
     int depth;         /* batches prefetched */
     int want_channels; /* for encoded records: 3 (force_color), 1 (force_gray), 0 (own) */
     moka_transform tf;
-    int64_t skip; /* records passed over at the start (rand_skip) */
+    int64_t skip;   /* records passed over at the start (rand_skip) */
+    int64_t start;  /* this reader's first stream record after a seek: the rank */
+    int64_t stride; /* stream records between two it takes: the world size */
     uint64_t tf_seed;
     /* Owned by the prefetch thread once it runs. */
-    int64_t k; /* records this layer has taken from its stream */
+    int64_t base; /* the stream record last sought to */
+    int64_t k;    /* records this reader has taken since then */
     moka_rng tf_rng;
     uint8_t *pixels; /* one decoded encoded record, or NULL */
     moka_loader *loader;
@@ -156,8 +162,9 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err)
                              l->name, key, s->source, (long long)rec.c, (long long)rec.h,
                              (long long)rec.w, (long long)s->c, (long long)s->h, (long long)s->w);
         /* The transform's random draws depend only on the record's place in the stream, so a
-         * run positioned by seek draws exactly what an uninterrupted one would. */
-        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)s->k);
+         * run positioned by seek, or read by another number of ranks, draws exactly what an
+         * uninterrupted single process would. */
+        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)(s->base + s->start + s->k * s->stride));
         s->k++;
         float *out = bufs[0] + b * s->out_sample;
         if (rec.u8)
@@ -165,16 +172,22 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err)
         else
             moka_transform_f32(&s->tf, rec.f32, out, &s->tf_rng);
         if (s->has_labels) bufs[1][b] = (float)rec.label;
+        /* The other ranks' records: the cursor walks on to this reader's next one. Only after
+         * the record is used, since the reader's value pointer lasts until its next call. */
+        for (int64_t i = 0; i < (s->stride - 1) % s->count; i++)
+            MOKA_TRY(moka_db_reader_next(s->db, &val, &nbytes, NULL, err));
     }
     return MOKA_OK;
 }
 
-/* Stops nothing; positions the DB on stream record k and starts the prefetch thread. */
-static moka_status start_loader(moka_layer *l, int64_t k, moka_err *err)
+/* Stops nothing; puts this reader on stream record position + start (DB record
+ * (skip + position + start) mod count) and starts the prefetch thread. */
+static moka_status start_loader(moka_layer *l, int64_t position, moka_err *err)
 {
     data_layer *s = l->state;
-    s->k = k;
-    moka_status st = moka_db_reader_seek(s->db, (s->skip + k) % s->count, err);
+    s->base = position;
+    s->k = 0;
+    moka_status st = moka_db_reader_seek(s->db, (s->skip + position + s->start) % s->count, err);
     if (st == MOKA_OK) {
         const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
         st = moka_loader_create(s->has_labels ? 2 : 1, counts, s->depth, fill_batch, l, &s->loader,
@@ -226,6 +239,7 @@ static moka_status data_setup(moka_layer *l, moka_err *err)
                             (long long)prefetch);
     s->depth = (int)prefetch;
     s->has_labels = l->num_top == 2;
+    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &s->start, &s->stride, err));
 
     /* An s3:// or qs:// source names an LMDB directory, i.e. a prefix: every object under it is
      * fetched into the cache (the trailing '/' is added when missing). */
@@ -273,7 +287,8 @@ static moka_status data_setup(moka_layer *l, moka_err *err)
     moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
     s->out_sample = s->out_c * s->out_h * s->out_w;
 
-    /* The prefetch thread gets a stream of its own: l->rng belongs to the calling thread. */
+    /* The prefetch thread gets a stream of its own: l->rng belongs to the calling thread. The
+     * layer's stream does not depend on the rank, so all ranks skip the same records. */
     const int64_t rand_skip = moka_pt_int(p, "rand_skip");
     if (rand_skip > 0) s->skip = (int64_t)moka_rng_below(&l->rng, (uint64_t)rand_skip);
     s->tf_seed = moka_rng_u64(&l->rng);
@@ -301,17 +316,19 @@ static moka_status data_forward_cpu(moka_layer *l, moka_err *err)
     return moka_loader_next(s->loader, dst, err);
 }
 
-/* Positions the stream as if `step` batches had been read (record step * B of the stream, i.e.
- * DB record (skip + step * B) mod count): stops the prefetch thread, moves the cursor and starts
- * the thread again. Used when training resumes from a snapshot. */
-static moka_status data_seek(moka_layer *l, int64_t step, moka_err *err)
+/* Positions the stream as if all ranks together had read its first `position` records (this
+ * rank's next is stream record position + rank, i.e. DB record (skip + position + rank) mod
+ * count): stops the prefetch thread, moves the cursor and starts the thread again. Used when
+ * training resumes from a snapshot. */
+static moka_status data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     data_layer *s = l->state;
-    if (step < 0)
-        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG, "seek to step %lld", (long long)step);
+    if (position < 0)
+        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
+                               "cannot seek to record %lld (want >= 0)", (long long)position);
     moka_loader_free(s->loader);
     s->loader = NULL;
-    return start_loader(l, step * s->batch, err);
+    return start_loader(l, position, err);
 }
 
 static const char *const data_extra[] = {"transform_param", NULL};

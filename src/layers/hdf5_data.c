@@ -13,6 +13,12 @@
  * file is loaded (and redrawn on each pass when the list holds a single file). A batch may span
  * the end of one file and the start of the next. Only the current file is held in memory.
  *
+ * That order is the global row stream. With ctx world_size W > 1, rank r takes its rows r,
+ * r + W, r + 2W, ... (every rank replays the same shuffles: the layer's stream does not depend
+ * on the rank), so the ranks' batches of B at pass t together are one process's batch of W * B
+ * at pass t. Files whose rows all belong to other ranks are only opened for their row counts.
+ * seek(position) puts rank r on row position + r of the stream, whatever W is.
+ *
  * Datasets must be float or integer (integers are converted to float, as Caffe's loader does),
  * at least 1-D, with the same first dimension across the tops of one file, and the same trailing
  * dimensions in every file. Every problem (missing dataset, mismatched rows, unreadable file) is
@@ -25,6 +31,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "data/loader.h"
 #include "io/fetch.h"
 #include "moka/log.h"
 
@@ -45,6 +52,9 @@ typedef struct {
     int64_t rows;      /* N of the current file */
     int64_t *row_perm; /* rows entries */
     int64_t cur_row;
+    bool have_data; /* data holds the current file's rows (false after a count-only load) */
+    int64_t start;  /* this reader's first row of the stream after a seek: the rank */
+    int64_t stride; /* rows of the stream from one it takes to the next: the world size */
 
     /* The shuffle stream, a copy of the layer's taken at setup (l->rng belongs to whoever
      * drives the layer), and that copy's starting state, so seek can replay the draws. */
@@ -60,6 +70,7 @@ static void free_file_data(hdf5_data *s)
     free(s->row_perm);
     s->row_perm = NULL;
     s->rows = 0;
+    s->have_data = false;
 }
 
 static void hdf5_data_destroy(moka_layer *l)
@@ -279,6 +290,7 @@ static moka_status load_file(moka_layer *l, hdf5_data *s, bool with_data, moka_e
     for (int64_t i = 0; i < s->rows; i++) s->row_perm[i] = i;
     shuffle_rows(s);
     s->cur_row = 0;
+    s->have_data = with_data;
 done:
     if (file >= 0) H5Fclose(file);
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
@@ -301,6 +313,32 @@ static moka_status next_row(moka_layer *l, hdf5_data *s, bool with_data, moka_er
     s->cur_row = 0;
     shuffle_rows(s);
     return MOKA_OK;
+}
+
+/* Loads the current file's data after a count-only load, keeping the row order, position and
+ * shuffle stream the replay reached (loading draws a fresh row order, which is undone). */
+static moka_status reload_data(moka_layer *l, hdf5_data *s, moka_err *err)
+{
+    int64_t *perm = s->row_perm;
+    const int64_t row = s->cur_row;
+    const moka_rng rng = s->rng;
+    s->row_perm = NULL;
+    moka_status st = load_file(l, s, true, err);
+    if (st == MOKA_OK) {
+        memcpy(s->row_perm, perm, (size_t)s->rows * sizeof *perm);
+        s->cur_row = row;
+        s->rng = rng;
+    }
+    free(perm);
+    return st;
+}
+
+/* Moves n rows on along the stream, reading the data only of the file it stops in: the files
+ * passed over on the way hold other ranks' rows (or ones a seek skips). */
+static moka_status advance(moka_layer *l, hdf5_data *s, int64_t n, moka_err *err)
+{
+    for (int64_t i = 0; i < n; i++) MOKA_TRY(next_row(l, s, i == n - 1, err));
+    return s->have_data ? MOKA_OK : reload_data(l, s, err);
 }
 
 /* Puts the layer at its starting point: file order drawn from the setup-time stream, first
@@ -344,12 +382,14 @@ static moka_status hdf5_data_setup(moka_layer *l, moka_err *err)
     MOKA_TRY(read_source(l, s, source, err));
     s->file_perm = malloc((size_t)s->num_files * sizeof *s->file_perm);
     if (!s->file_perm) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
+    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &s->start, &s->stride, err));
     s->rng0 = l->rng;
     MOKA_TRY(start(l, s, true, err));
     for (int k = 0; k < s->num_tops; k++) {
         s->row_size[k] = 1;
         for (int i = 1; i < s->ndim[k]; i++) s->row_size[k] *= s->dims[k][i];
     }
+    MOKA_TRY(advance(l, s, s->start, err));
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %d HDF5 file(s) from '%s', first has %lld rows%s",
               l->name, s->num_files, source, (long long)s->rows,
               s->shuffle ? ", shuffled" : "");
@@ -372,35 +412,30 @@ static moka_status hdf5_data_forward_cpu(moka_layer *l, moka_err *err)
 {
     hdf5_data *s = l->state;
     for (int64_t b = 0; b < s->batch; b++) {
+        /* After a failed file load nothing is left to read; every later pass says so. */
+        if (!s->have_data)
+            return moka_layer_errf(l, err, MOKA_ERR_IO,
+                                   "no rows to read: an earlier HDF5 read failed");
         const int64_t r = s->row_perm[s->cur_row];
         for (int k = 0; k < s->num_tops; k++)
             memcpy(l->top[k]->data + b * s->row_size[k], s->data[k] + r * s->row_size[k],
                    (size_t)s->row_size[k] * sizeof(float));
-        MOKA_TRY(next_row(l, s, true, err));
+        MOKA_TRY(advance(l, s, s->stride, err));
     }
     return MOKA_OK;
 }
 
-/* Positions the layer as if `step` forward passes had run: replays the order from setup, reading
- * only the row counts of the files passed over, then loads the current file. */
-static moka_status hdf5_data_seek(moka_layer *l, int64_t step, moka_err *err)
+/* Positions the layer as if all ranks together had read the first `position` rows of the
+ * stream (this rank's next is row position + rank): replays the order from setup, reading only
+ * the row counts of the files passed over, then loads the current file. */
+static moka_status hdf5_data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     hdf5_data *s = l->state;
+    if (position < 0)
+        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
+                               "cannot seek to row %lld (want >= 0)", (long long)position);
     MOKA_TRY(start(l, s, false, err));
-    for (int64_t i = 0; i < step * s->batch; i++) MOKA_TRY(next_row(l, s, false, err));
-    /* Reload the current file with its data, keeping the row order the replay reached. */
-    int64_t *perm = s->row_perm;
-    const int64_t row = s->cur_row;
-    const moka_rng rng = s->rng;
-    s->row_perm = NULL;
-    moka_status st = load_file(l, s, true, err);
-    if (st == MOKA_OK) {
-        memcpy(s->row_perm, perm, (size_t)s->rows * sizeof *perm);
-        s->cur_row = row;
-        s->rng = rng;
-    }
-    free(perm);
-    return st;
+    return advance(l, s, position + s->start, err);
 }
 
 const moka_layer_ops moka_layer_hdf5_data = {

@@ -12,6 +12,11 @@
  * in [0, rand_skip) at the start, as Caffe's data layers do. A prefetch thread assembles the next
  * batch while the net computes; forward copies the ready batch into the tops. No gradient.
  *
+ * Data-parallel reading: with ctx world_size W > 1, rank r takes samples r, r + W, r + 2W, ... of
+ * the order one process would read (same shuffles, same skip), so the W ranks' batches of B at
+ * pass t together are the batch of W * B one process reads at pass t. seek(position) resumes at
+ * sample `position` of that order, whatever W is.
+ *
  * Config (moka's extension of caffe.proto, LayerParameter field 10001):
  *   idx_data_param { images: "train-images-idx3-ubyte.gz" labels: "..." batch_size: 64
  *                    shuffle: true rand_skip: 0 }
@@ -64,9 +69,10 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err MOKA
 {
     idx_data *s = user;
     for (int64_t b = 0; b < s->batch; b++) {
-        /* The transform's random draws depend only on the sample's position in the stream, so a
-         * run positioned by seek draws exactly what an uninterrupted one would. */
-        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)s->cursor.k);
+        /* The transform's random draws depend only on the sample's position in the global
+         * stream, so a run positioned by seek, or read by another number of ranks, draws
+         * exactly what an uninterrupted single process would. */
+        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)moka_cursor_position(&s->cursor));
         const int64_t i = moka_cursor_next(&s->cursor);
         moka_transform_u8(&s->tf, s->images.data + i * s->in_sample, bufs[0] + b * s->out_sample,
                           &s->tf_rng);
@@ -158,11 +164,12 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
     s->out_sample = s->out_c * s->out_h * s->out_w;
 
     /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. The
-     * shuffle stream is a copy of the layer's, so every reader of this layer with the same seed
-     * (one per rank, later) draws the same permutations; a sharded reader would pass
-     * start = rank, stride = size here. */
+     * shuffle stream is a copy of the layer's, which does not depend on the rank, so every rank
+     * draws the same permutations and the same skip and reads its own shard of one order. */
+    int64_t start, stride;
+    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &start, &stride, err));
     s->shuffle = moka_pt_bool(p, "shuffle");
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &l->rng, err));
+    MOKA_TRY(moka_cursor_init(&s->cursor, n, start, stride, s->shuffle, &l->rng, err));
     moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
     s->tf_seed = moka_rng_u64(&l->rng);
 
@@ -193,15 +200,19 @@ static moka_status idx_data_forward_cpu(moka_layer *l, moka_err *err)
     return moka_loader_next(s->loader, dst, err);
 }
 
-/* Positions the stream as if `step` batches had been read: stops the prefetch thread, rebuilds
- * the cursor from its setup-time state and moves it on by step * B samples, and restarts the
- * thread. Used when training resumes from a snapshot. */
-static moka_status idx_data_seek(moka_layer *l, int64_t step, moka_err *err)
+/* Positions the stream as if all ranks together had read its first `position` samples (this
+ * rank's next is position + rank): stops the prefetch thread, rebuilds the cursor from its
+ * setup-time state at that position and restarts the thread. Used when training resumes from a
+ * snapshot. */
+static moka_status idx_data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     idx_data *s = l->state;
+    if (position < 0)
+        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
+                               "cannot seek to sample %lld (want >= 0)", (long long)position);
     moka_loader_free(s->loader);
     s->loader = NULL;
-    moka_cursor_seek(&s->cursor, step * s->batch);
+    moka_cursor_seek(&s->cursor, position);
     const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
     const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
                                               fill_batch, s, &s->loader, err);

@@ -12,7 +12,10 @@
  * decodes the first one for the shape. A prefetch thread decodes the next batch while the net
  * computes. Samples come in list order, or with `shuffle: true` in a fresh permutation every
  * epoch (a moka_cursor, src/data/loader.h); rand_skip skips a random number of entries in
- * [0, rand_skip) at the start, as in Caffe.
+ * [0, rand_skip) at the start, as in Caffe. With ctx world_size W > 1, rank r takes entries
+ * r, r + W, ... of the order one process would read (same shuffles, same skip), so the ranks'
+ * batches of B at pass t together are one process's batch of W * B at pass t; seek(position)
+ * resumes at entry `position` of that order, whatever W is.
  *
  * Errors name the list file and line: a malformed line, a missing file (at setup), a corrupt or
  * truncated image or one of another size (when the batch holding it is read; the error stops
@@ -111,9 +114,10 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err)
 {
     image_data *s = user;
     for (int64_t b = 0; b < s->batch; b++) {
-        /* The transform's random draws depend only on the sample's position in the stream, so a
-         * run positioned by seek draws exactly what an uninterrupted one would. */
-        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)s->cursor.k);
+        /* The transform's random draws depend only on the sample's position in the global
+         * stream, so a run positioned by seek, or read by another number of ranks, draws
+         * exactly what an uninterrupted single process would. */
+        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)moka_cursor_position(&s->cursor));
         const int64_t i = moka_cursor_next(&s->cursor);
         uint8_t *pix;
         int c, h, w;
@@ -225,9 +229,13 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
     moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
     s->out_sample = s->out_c * s->out_h * s->out_w;
 
-    /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. */
+    /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. The
+     * shuffle stream is a copy of the layer's, which does not depend on the rank, so every rank
+     * draws the same permutations and the same skip and reads its own shard of one order. */
+    int64_t start, stride;
+    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &start, &stride, err));
     s->shuffle = moka_pt_bool(p, "shuffle");
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, 0, 1, s->shuffle, &l->rng, err));
+    MOKA_TRY(moka_cursor_init(&s->cursor, n, start, stride, s->shuffle, &l->rng, err));
     moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
     s->tf_seed = moka_rng_u64(&l->rng);
 
@@ -258,15 +266,18 @@ static moka_status image_data_forward_cpu(moka_layer *l, moka_err *err)
     return moka_loader_next(s->loader, dst, err);
 }
 
-/* Positions the stream as if `step` batches had been read (training resumed from a snapshot):
- * stops the prefetch thread, rebuilds the cursor from its setup-time state, moves it on by
- * step * B samples and restarts the thread. */
-static moka_status image_data_seek(moka_layer *l, int64_t step, moka_err *err)
+/* Positions the stream as if all ranks together had read its first `position` entries (this
+ * rank's next is position + rank; training resumed from a snapshot): stops the prefetch thread,
+ * rebuilds the cursor from its setup-time state at that position and restarts the thread. */
+static moka_status image_data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     image_data *s = l->state;
+    if (position < 0)
+        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
+                               "cannot seek to sample %lld (want >= 0)", (long long)position);
     moka_loader_free(s->loader);
     s->loader = NULL;
-    moka_cursor_seek(&s->cursor, step * s->batch);
+    moka_cursor_seek(&s->cursor, position);
     const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
     const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH,
                                               fill_batch, s, &s->loader, err);

@@ -225,7 +225,7 @@ static int rand_skip_starts_within_its_range(void)
     return 0;
 }
 
-/* seek(step) gives what `step` forwards would have: the records, and the mirror draws. */
+/* seek(step * B) gives what `step` forwards would have: the records, and the mirror draws. */
 static int seek_resumes_exactly(void)
 {
     moka_err err = {0};
@@ -253,7 +253,7 @@ static int seek_resumes_exactly(void)
 
     for (int s = 0; s < 4; s++) {
         CHECK_OK(make_layer(&h, "std", extra, "mirror: true", MOKA_TRAIN, 11, &err));
-        CHECK_OK(h.layer->ops->seek(h.layer, s, &err));
+        CHECK_OK(h.layer->ops->seek(h.layer, s * 3, &err));
         for (int step = s; step < 4; step++) {
             CHECK_OK(moka_harness_forward(&h, &err));
             CHECK(memcmp(h.top[0]->data, want[step], sizeof want[step]) == 0);
@@ -261,9 +261,9 @@ static int seek_resumes_exactly(void)
         }
         moka_harness_deinit(&h);
     }
-    /* A seek past the end of the DB wraps: step 7 of batch 3 starts at record 21 mod 10 = 1. */
+    /* A seek past the end of the DB wraps: record 21 is DB record 21 mod 10 = 1. */
     CHECK_OK(make_layer(&h, "std", "backend: LMDB batch_size: 3", "", MOKA_TRAIN, 11, &err));
-    CHECK_OK(h.layer->ops->seek(h.layer, 7, &err));
+    CHECK_OK(h.layer->ops->seek(h.layer, 21, &err));
     CHECK_OK(moka_harness_forward(&h, &err));
     for (int b = 0; b < 3; b++) CHECK_EQ(h.top[1]->data[b], 100 + (21 + b) % N);
     moka_harness_deinit(&h);

@@ -216,7 +216,7 @@ static int shuffle_permutes_files_and_rows(void)
     return 0;
 }
 
-/* seek(k) then forward gives the batch that k + 1 forward passes give, shuffled and not. */
+/* seek(k * B) then forward gives the batch that k + 1 forward passes give, shuffled and not. */
 static int seek_lands_where_forward_would(void)
 {
     moka_err err = {0};
@@ -230,7 +230,7 @@ static int seek_lands_where_forward_would(void)
             CHECK_OK(make_layer(&run, "de.txt", params[p], NULL, MOKA_TRAIN, 11, &err));
             CHECK_OK(make_layer(&jump, "de.txt", params[p], NULL, MOKA_TRAIN, 11, &err));
             for (int i = 0; i <= k; i++) CHECK_OK(moka_harness_forward(&run, &err));
-            CHECK_OK(jump.layer->ops->seek(jump.layer, k, &err));
+            CHECK_OK(jump.layer->ops->seek(jump.layer, k * 3, &err));
             for (int extra = 0; extra < 3; extra++) {
                 if (extra) CHECK_OK(moka_harness_forward(&run, &err));
                 CHECK_OK(moka_harness_forward(&jump, &err));

@@ -228,7 +228,7 @@ static int seek_and_rand_skip_resume_the_stream(void)
         memcpy(labels[step], a.top[1]->data, sizeof labels[step]);
         memcpy(data[step], a.top[0]->data, sizeof data[step]);
     }
-    CHECK_OK(b.layer->ops->seek(b.layer, 4, &err));
+    CHECK_OK(b.layer->ops->seek(b.layer, 4 * 3, &err)); /* 4 batches of 3 */
     for (int step = 4; step < 7; step++) {
         CHECK_OK(moka_harness_forward(&b, &err));
         CHECK(memcmp(labels[step], b.top[1]->data, sizeof labels[step]) == 0);

@@ -1,6 +1,7 @@
 /* tests/unit/test_loader.c -- the data pipeline pieces behind IDXData: the prefetch loader
  * (order, read-ahead, error hand-over, shutdown), the sample cursor (epochs, shuffles, shards,
- * skips) and the transform (exact values of scale/mean, crops, mirroring, rejected fields).
+ * skips, seeks by global position at any world size) and the transform (exact values of
+ * scale/mean, crops, mirroring, rejected fields).
  */
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -244,6 +245,155 @@ static int cursor_shards_partition_the_single_reader_order(void)
     return 0;
 }
 
+/* A shuffled cursor seeded (seed, 9) over n samples, reader `start` of `stride`, with a
+ * rand_skip bound (0: none). */
+static int open_cursor(moka_cursor *c, uint64_t seed, int64_t n, int64_t start, int64_t stride,
+                       int64_t skip_bound)
+{
+    moka_err err = {0};
+    moka_rng r;
+    moka_rng_seed(&r, seed, 9);
+    CHECK_OK(moka_cursor_init(c, n, start, stride, true, &r, &err));
+    moka_cursor_random_skip(c, skip_bound);
+    return 0;
+}
+
+/* W readers of batch B read, pass by pass, the batch of W * B a single reader reads: rank r's
+ * sample b of pass t is the single reader's sample r + b * W of its pass t. So the ranks' shards
+ * are disjoint, and when W * B divides N each epoch is covered exactly once. Shuffled, with a
+ * random skip, over several epochs; N = 10 is no multiple of W * B for most W, so batches also
+ * straddle epoch boundaries. */
+static int cursor_ranks_together_read_the_single_readers_batches(void)
+{
+    enum { N = 10, B = 3, T = 9, MAXW = 4 };
+    for (int64_t w = 1; w <= MAXW; w++) {
+        int64_t single[T * MAXW * B];
+        moka_cursor c;
+        CHECK_EQ(open_cursor(&c, 21, N, 0, 1, 6), 0);
+        CHECK(c.skip > 0); /* seed 21 draws a skip: the test covers it */
+        for (int64_t i = 0; i < T * w * B; i++) single[i] = moka_cursor_next(&c);
+        moka_cursor_deinit(&c);
+        for (int64_t r = 0; r < w; r++) {
+            CHECK_EQ(open_cursor(&c, 21, N, r, w, 6), 0);
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t b = 0; b < B; b++) {
+                    CHECK_EQ(moka_cursor_position(&c), t * w * B + r + b * w);
+                    CHECK_EQ(moka_cursor_next(&c), single[t * w * B + r + b * w]);
+                }
+            moka_cursor_deinit(&c);
+        }
+    }
+    /* N = 12 and 2 readers of batch 3: W * B = 6 divides N, so every epoch (2 passes) is a
+     * permutation split into disjoint shards, and epochs differ (each is reshuffled). */
+    enum { M = 12 };
+    int64_t epoch[3][M];
+    for (int64_t r = 0; r < 2; r++) {
+        moka_cursor c;
+        CHECK_EQ(open_cursor(&c, 8, M, r, 2, 0), 0);
+        for (int64_t k = 0; k < 3 * M / 2; k++) {
+            const int64_t p = r + 2 * k;
+            epoch[p / M][p % M] = moka_cursor_next(&c);
+        }
+        moka_cursor_deinit(&c);
+    }
+    for (int e = 0; e < 3; e++) {
+        /* Rank 0 read the even places, rank 1 the odd ones: together, each sample once. */
+        CHECK(is_permutation(epoch[e], M));
+        if (e > 0) CHECK(memcmp(epoch[e], epoch[e - 1], sizeof epoch[e]) != 0);
+    }
+    return 0;
+}
+
+/* Without shuffle the positions are plain numbers: after seek(5), reader r of 3 over 7 samples
+ * takes (5 + r + 3k) mod 7 -- worked out by hand for rank 1: 6, 2, 5, 1, 4, 0. */
+static int cursor_seek_takes_a_global_position(void)
+{
+    moka_err err = {0};
+    moka_rng r;
+    moka_rng_seed(&r, 1, 2);
+    moka_cursor c;
+    CHECK_OK(moka_cursor_init(&c, 7, 1, 3, false, &r, &err));
+    CHECK_EQ(moka_cursor_next(&c), 1);
+    CHECK_EQ(moka_cursor_next(&c), 4);
+    moka_cursor_seek(&c, 5);
+    CHECK_EQ(moka_cursor_position(&c), 6);
+    static const int64_t want[] = {6, 2, 5, 1, 4, 0};
+    for (int i = 0; i < 6; i++) CHECK_EQ(moka_cursor_next(&c), want[i]);
+    moka_cursor_deinit(&c);
+    return 0;
+}
+
+/* seek(P) on reader r of W continues the single reader's order at P + r, P + r + W, ...: for
+ * W = 1..4, P a multiple of no W in particular, shuffled with a skip, seeking a cursor that has
+ * already read (so seek must replay, not go on). And a run of 4 readers stopped at P resumes on
+ * 2 readers and on 1 exactly where the single reader is. */
+static int cursor_seek_by_position_is_independent_of_the_world_size(void)
+{
+    enum { N = 10, L = 200 };
+    int64_t single[L];
+    moka_cursor c;
+    CHECK_EQ(open_cursor(&c, 33, N, 0, 1, 5), 0);
+    for (int i = 0; i < L; i++) single[i] = moka_cursor_next(&c);
+    moka_cursor_deinit(&c);
+    static const int64_t positions[] = {0, 1, 7, 10, 23, 61};
+    for (int64_t w = 1; w <= 4; w++)
+        for (size_t pi = 0; pi < sizeof positions / sizeof positions[0]; pi++)
+            for (int64_t r = 0; r < w; r++) {
+                const int64_t p = positions[pi];
+                CHECK_EQ(open_cursor(&c, 33, N, r, w, 5), 0);
+                for (int i = 0; i < 13; i++) moka_cursor_next(&c);
+                moka_cursor_seek(&c, p);
+                for (int64_t k = 0; p + r + k * w < L; k++)
+                    CHECK_EQ(moka_cursor_next(&c), single[p + r + k * w]);
+                moka_cursor_deinit(&c);
+            }
+
+    /* 4 readers of batch 2 run 5 passes (position 40), then 2 readers, then 1, resume. */
+    enum { B = 2 };
+    int64_t got[L];
+    memset(got, -1, sizeof got);
+    int64_t p = 0;
+    for (int64_t w = 4; w >= 1; w /= 2) {
+        for (int64_t r = 0; r < w; r++) {
+            CHECK_EQ(open_cursor(&c, 33, N, r, w, 5), 0);
+            moka_cursor_seek(&c, p);
+            for (int t = 0; t < 5; t++)
+                for (int b = 0; b < B; b++) {
+                    const int64_t at = moka_cursor_position(&c);
+                    CHECK(at >= p && at < p + 5 * w * B && got[at] == -1);
+                    got[at] = moka_cursor_next(&c);
+                }
+            moka_cursor_deinit(&c);
+        }
+        p += 5 * w * B;
+    }
+    CHECK_EQ(p, 70);
+    for (int i = 0; i < p; i++) CHECK_EQ(got[i], single[i]);
+    return 0;
+}
+
+static int loader_shard_comes_from_the_context(void)
+{
+    moka_err err = {0};
+    moka_ctx ctx;
+    moka_ctx_init(&ctx);
+    int64_t start = -1, stride = -1;
+    CHECK_OK(moka_loader_shard(&ctx, "d", &start, &stride, &err));
+    CHECK(start == 0 && stride == 1);
+    ctx.rank = 2;
+    ctx.world_size = 3;
+    CHECK_OK(moka_loader_shard(&ctx, "d", &start, &stride, &err));
+    CHECK(start == 2 && stride == 3);
+    ctx.rank = 3;
+    CHECK_STATUS(moka_loader_shard(&ctx, "d", &start, &stride, &err), MOKA_ERR_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "layer 'd': cannot read shard 3 of 3");
+    ctx.rank = 0;
+    ctx.world_size = 0;
+    CHECK_STATUS(moka_loader_shard(&ctx, "d", &start, &stride, &err), MOKA_ERR_INVALID_ARG);
+    CHECK_CONTAINS(err.msg, "0 <= rank < world_size");
+    return 0;
+}
+
 /* ---- transform ---- */
 
 static moka_status make_transform(moka_transform *t, const char *text, moka_phase phase, int64_t c,
@@ -383,5 +533,9 @@ MOKA_TEST_MAIN(loader_delivers_batches_in_order, loader_reads_ahead_by_depth,
                loader_hands_over_fill_errors, loader_shuts_down_cleanly,
                cursor_without_shuffle_is_file_order_wrapping,
                cursor_shuffle_covers_each_index_once_per_epoch,
-               cursor_shards_partition_the_single_reader_order, transform_scale_and_mean_are_exact,
+               cursor_shards_partition_the_single_reader_order,
+               cursor_ranks_together_read_the_single_readers_batches,
+               cursor_seek_takes_a_global_position,
+               cursor_seek_by_position_is_independent_of_the_world_size,
+               loader_shard_comes_from_the_context, transform_scale_and_mean_are_exact,
                transform_crops_and_mirrors, transform_rejects_what_it_does_not_do)
