@@ -156,8 +156,8 @@ static void *run(void *arg)
         const int64_t busy = atomic_load(&d->busy_since_ns);
         if (busy > 0 && now - busy > coll_ns) {
             snprintf(msg, sizeof msg,
-                     "rank %d on host %s: %s blocked for %.0f s (a rank is stuck; limit "
-                     "--dist_timeout); ending the job",
+                     "rank %d on host %s: %s blocked for %.0f s (another rank is alive but "
+                     "stuck); ending the job",
                      d->rank, d->hosts[d->rank], d->busy_what, (double)(now - busy) * 1e-9);
             fault(hb, msg);
             return NULL;
