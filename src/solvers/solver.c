@@ -418,7 +418,11 @@ static void apply_update(moka_solver *s, float rate, bool display)
         moka_logf(MOKA_LOG_INFO, "solver", "Iteration %lld, lr = %g", (long long)s->iter, rate);
     float *data = moka_net_param_data(s->net), *diff = moka_net_param_grad(s->net);
     const int64_t count = moka_net_param_count(s->net);
-    moka_update_clip(&s->hp, s->slots, s->num_slots, diff);
+    const double norm = moka_update_clip(&s->hp, s->slots, s->num_slots, diff);
+    if (s->hp.clip_gradients >= 0 && (float)norm > s->hp.clip_gradients)
+        moka_logf(MOKA_LOG_INFO, "solver",
+                  "Gradient clipping: scaling down gradients (L2 norm %g > %g) by scale factor %g",
+                  norm, s->hp.clip_gradients, s->hp.clip_gradients / norm);
     float *hist[2];
     for (int i = 0; i < s->num_slots; i++) {
         const moka_param_slot *sl = &s->slots[i];
