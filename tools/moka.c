@@ -100,7 +100,9 @@ static int job_fail(const char *cmd, moka_dist *dist, const moka_err *err)
 static volatile sig_atomic_t got_sigint, got_sighup;
 static void on_signal(int sig)
 {
-    if (sig == SIGINT) got_sigint = 1;
+    /* SIGTERM is how mpirun passes on a Ctrl-C, and how Slurm ends a job at its time limit
+     * (scancel, preemption): it gets the --sigint_effect, so the job snapshots before it goes. */
+    if (sig == SIGINT || sig == SIGTERM) got_sigint = 1;
     if (sig == SIGHUP) got_sighup = 1;
 }
 
@@ -217,6 +219,7 @@ static int cmd_train(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
 
     moka_dist *dist;
