@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_PKGS="build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler
-            libopenblas-openmp-dev zlib1g-dev libmicrohttpd-dev liblmdb-dev libhdf5-dev
+            libopenblas-openmp-dev libdnnl-dev zlib1g-dev libmicrohttpd-dev liblmdb-dev libhdf5-dev
             libjpeg-dev libpng-dev libcurl4-openssl-dev libssl-dev libopenmpi-dev openmpi-bin
             dataset-fashion-mnist python3"
 TEST_PKGS="clang libfuzzer-14-dev libclang-rt-14-dev chromium python3-opencv python3-lmdb python3-numpy

@@ -63,12 +63,23 @@ lr_policy: "inv"
 gamma: 0.0001
 power: 0.75
 max_iter: $3
-display: 10
+display: ${DISPLAY_EVERY:-10}
 random_seed: 11
 snapshot_prefix: "$4"
 $extra
 ${5:-}
 S
+}
+
+# init_weights FILE: the weights every run here starts from (the fillers are seeded by layer
+# name): one iteration at base_lr 0 of the batch-64 net, saved as FILE.
+init_weights() {
+    mkdir -p init.d
+    (cd init.d && lenet_net net.prototxt 64 && lenet_solver solver.prototxt SGD 1 init &&
+        sed -i 's/^base_lr: .*/base_lr: 0/' solver.prototxt &&
+        ranks 1 train --solver=solver.prototxt >log 2>&1) || { echo "init weights failed"; exit 1; }
+    mv init.d/init_iter_1.caffemodel "$1"
+    rm -rf init.d
 }
 
 # ranks N ARGS...: moka on N local ranks, one thread each, under a time limit.

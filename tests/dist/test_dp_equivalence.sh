@@ -4,13 +4,15 @@
 # iterations of LeNet on shuffled Fashion-MNIST, for SGD (momentum, weight decay) and Adam. The
 # data order is the same by construction: rank r reads samples r, r + W, ... of the shared
 # shuffled order, so every global batch holds the same samples. What differs is only the order of
-# float sums (each rank's partial gradient, then the allreduce). Tolerances, as the largest
-# relative L2 difference ||a - b|| / ||a|| of any weight blob:
-#   10 iterations: 1e-5 (measured ~5e-7);
-#   50 iterations: 2e-2 (measured up to ~2e-3: rounding differences grow ~10x per 10
-#                  iterations once a ReLU or max-pool switch flips);
-# while a different sample order (the symptom of a wrong shard) gives ~0.4, and a wrong gradient
-# scale or a missed bucket a different trajectory altogether.
+# float sums (each rank's GEMMs have other shapes, then the allreduce), and those rounding
+# differences grow as training goes on: once one ReLU or max-pool switch flips, the runs drift
+# apart roughly tenfold per 10 iterations. The measure is therefore how far apart the two runs
+# end relative to how far training moved the weights (compare_caffemodels.py --from):
+#   after 10 iterations: tolerance 1e-2 (measured up to ~1e-3),
+#   after 50 iterations: tolerance 0.15 (measured up to ~0.05),
+# while one process reading the samples in another order (what a wrong shard looks like) is
+# 0.35 apart after 10 iterations, and a wrong gradient scale or a missed bucket moves the weights
+# differently from the first step.
 # Also: the loss logged by rank 0 is the global loss, and only rank 0 writes files.
 #   usage: test_dp_equivalence.sh MOKA SOURCE_DIR
 set -u
@@ -18,6 +20,7 @@ source "$(dirname "$0")/common.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
+init_weights init.caffemodel
 
 for type in SGD Adam; do
     for w in 1 2 4; do
@@ -30,22 +33,24 @@ for type in SGD Adam; do
         cd ..
     done
     for w in 2 4; do
-        for it_tol in 10:1e-5 50:2e-2; do
+        for it_tol in 10:1e-2 50:0.15; do
             it=${it_tol%:*}
             tol=${it_tol#*:}
-            if out=$($compare "w1/snap_iter_$it.caffemodel" "w$w/snap_iter_$it.caffemodel" "$tol"); then
+            if out=$($compare "w1/snap_iter_$it.caffemodel" "w$w/snap_iter_$it.caffemodel" "$tol" \
+                --from init.caffemodel); then
                 ok "$type: $w ranks x batch $((64 / w)) == 1 rank x batch 64 at iteration $it ($out)"
             else
                 bad "$type: $w ranks x batch $((64 / w)) != 1 rank x batch 64 at iteration $it ($out)"
             fi
         done
-        # The displayed loss is the global batch's: the same as one process's to 3 digits.
-        l1=$(grep -o 'Iteration 40 (.*loss = [0-9.e-]*' w1/log | sed 's/.*loss = //')
-        lw=$(grep -o 'Iteration 40 (.*loss = [0-9.e-]*' "w$w/log" | sed 's/.*loss = //')
-        if [ -n "$l1" ] && awk -v a="$l1" -v b="$lw" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }'; then
-            ok "$type: $w ranks log the global loss at iteration 40 ($lw vs $l1)"
+        # The displayed loss is the global batch's: the same as one process's to 4 digits early
+        # on (one rank's own batch would give a visibly different value).
+        l1=$(grep -o 'Iteration 10 (.*loss = [0-9.e-]*' w1/log | sed 's/.*loss = //')
+        lw=$(grep -o 'Iteration 10 (.*loss = [0-9.e-]*' "w$w/log" | sed 's/.*loss = //')
+        if [ -n "$l1" ] && awk -v a="$l1" -v b="$lw" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }'; then
+            ok "$type: $w ranks log the global loss at iteration 10 ($lw vs $l1)"
         else
-            bad "$type: loss at iteration 40 on $w ranks '$lw' vs one process '$l1'"
+            bad "$type: loss at iteration 10 on $w ranks '$lw' vs one process '$l1'"
         fi
     done
     # Only rank 0 writes snapshots, and only rank 0 prints the progress lines.
@@ -76,7 +81,7 @@ n1=$(grep -c 'Gradient clipping: scaling down' c1/log)
 n2=$(grep -c 'Gradient clipping: scaling down' c2/log)
 [ "$n1" = 10 ] && [ "$n2" = 10 ] && ok "clipping acted in all 10 iterations on 1 and 2 ranks" ||
     bad "clipping acted $n1 / $n2 times in 10 iterations"
-if out=$($compare c1/snap_iter_10.caffemodel c2/snap_iter_10.caffemodel 1e-5); then
+if out=$($compare c1/snap_iter_10.caffemodel c2/snap_iter_10.caffemodel 1e-2 --from init.caffemodel); then
     ok "SGD, clip_gradients, iter_size 2: 2 ranks x 16 x 2 == 1 rank x 32 x 2 ($out)"
 else
     bad "SGD, clip_gradients, iter_size 2: 2 ranks x 16 x 2 != 1 rank x 32 x 2 ($out)"

@@ -1,4 +1,5 @@
-/* src/backend/cpu/blas.h -- the BLAS calls layers use (OpenBLAS's CBLAS underneath).
+/* src/backend/cpu/blas.h -- the BLAS calls layers use (oneDNN's sgemm, OpenBLAS's CBLAS for the
+ * rest).
  *
  * Row-major, as Caffe's caffe_cpu_gemm: C(m x n) = alpha * op(A)(m x k) * op(B)(k x n) + beta * C,
  * with op(A) = A (m x k, lda = k) or A^T (A stored k x m, lda = m); likewise B. Thread-safe; the
