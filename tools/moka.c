@@ -100,8 +100,8 @@ static int job_fail(const char *cmd, moka_dist *dist, const moka_err *err)
 static volatile sig_atomic_t got_sigint, got_sighup;
 static void on_signal(int sig)
 {
-    /* SIGTERM is how mpirun passes on a Ctrl-C, and how Slurm ends a job at its time limit
-     * (scancel, preemption): it gets the --sigint_effect, so the job snapshots before it goes. */
+    /* SIGTERM is how Slurm ends a job (time limit, scancel, preemption): it gets the
+     * --sigint_effect, so the job snapshots before it goes. */
     if (sig == SIGINT || sig == SIGTERM) got_sigint = 1;
     if (sig == SIGHUP) got_sighup = 1;
 }
@@ -140,6 +140,18 @@ static int parse_effect(const char *cmd, const char *name, const char *v, moka_s
     return 0;
 }
 
+/* --engine=fast|reference (absent: fast). */
+static int parse_engine(const char *cmd, const char *v, moka_engine *out)
+{
+    *out = MOKA_ENGINE_FAST;
+    if (!v || strcmp(v, "fast") == 0) return 0;
+    if (strcmp(v, "reference") == 0) {
+        *out = MOKA_ENGINE_REFERENCE;
+        return 0;
+    }
+    return moka_cli_usage_error(cmd, "--engine must be fast or reference, got '%s'", v);
+}
+
 /* ---- train ---- */
 
 static int cmd_train(int argc, char **argv)
@@ -150,11 +162,12 @@ static int cmd_train(int argc, char **argv)
                     {"sighup_effect", NULL}, {"log_dir", NULL},
                     {"log_run", NULL},       {"histogram_interval", NULL},
                     {"log_images", NULL},    {"cache_dir", NULL},
-                    {"dist_timeout", NULL},  {"bucket_mb", NULL}};
+                    {"dist_timeout", NULL},  {"bucket_mb", NULL},
+                    {"engine", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("train", argc, argv, flags, 14, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("train", argc, argv, flags, 15, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -166,6 +179,7 @@ static int cmd_train(int argc, char **argv)
             "  --sigint_effect=stop|snapshot|none  on Ctrl-C (default stop: snapshot, then stop)\n"
             "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n"
             "  --cache_dir=DIR                cache for s3:// data (default ~/.cache/moka)\n"
+            "  --engine=fast|reference        kernels: vectorised (default) or the plain reference\n"
             "Under mpirun or srun, each process is one data-parallel rank (batch_size per rank):\n"
             "  --dist_timeout=S               end the job when a rank is silent S s (default 10)\n"
             "  --bucket_mb=M                  gradient allreduce bucket size (default 25)\n");
@@ -182,6 +196,7 @@ static int cmd_train(int argc, char **argv)
     if (flags[1].value && flags[2].value)
         return moka_cli_usage_error("train", "%s", "give --weights or --snapshot, not both");
     moka_solver_opts opts = {0};
+    if ((rc = parse_engine("train", flags[14].value, &opts.engine))) return rc;
     long v;
     if (flags[3].value) {
         if ((rc = moka_cli_parse_int("train", "iterations", flags[3].value, 1, 2000000000L, &v)))
@@ -246,11 +261,12 @@ static int cmd_train(int argc, char **argv)
 
 static int cmd_test(int argc, char **argv)
 {
-    flag flags[] = {{"model", NULL}, {"weights", NULL}, {"iterations", NULL}, {"threads", NULL}};
+    flag flags[] = {{"model", NULL},   {"weights", NULL}, {"iterations", NULL},
+                    {"threads", NULL}, {"engine", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("test", argc, argv, flags, 4, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("test", argc, argv, flags, 5, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]\n"
@@ -270,6 +286,7 @@ static int cmd_test(int argc, char **argv)
     moka_ctx ctx;
     moka_ctx_init(&ctx);
     ctx.threads = (int)threads;
+    if ((rc = parse_engine("test", flags[4].value, &ctx.engine))) return rc;
     moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;
@@ -333,11 +350,15 @@ static double now_ms(void)
 
 static int cmd_time(int argc, char **argv)
 {
-    flag flags[] = {{"model", NULL}, {"iterations", NULL}, {"threads", NULL}, {"phase", NULL}};
+    flag flags[] = {{"model", NULL},
+                    {"iterations", NULL},
+                    {"threads", NULL},
+                    {"phase", NULL},
+                    {"engine", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("time", argc, argv, flags, 4, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("time", argc, argv, flags, 5, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka time --model=NET.prototxt [--iterations=50] [--threads=N] "
@@ -369,6 +390,7 @@ static int cmd_time(int argc, char **argv)
     ctx.threads = threads > 0 ? (int)threads : world > 1 ? moka_dist_default_threads(dist) : 0;
     ctx.rank = moka_dist_rank(dist);
     ctx.world_size = world;
+    if ((rc = parse_engine("time", flags[4].value, &ctx.engine))) return rc;
     const int used = moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;

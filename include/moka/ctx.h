@@ -14,6 +14,11 @@
 extern "C" {
 #endif
 
+/* Which kernels layers run. FAST (the default) uses the vectorised kernels moka has for the
+ * common cases; REFERENCE runs the plain loops those kernels are tested against, for debugging
+ * (`--engine=reference`). Both compute the same function; FAST may sum in another order. */
+typedef enum moka_engine { MOKA_ENGINE_FAST = 0, MOKA_ENGINE_REFERENCE = 1 } moka_engine;
+
 typedef struct moka_ctx {
     int threads;   /* worker threads for kernels; 0 = all online CPUs */
     uint64_t seed; /* root of every random stream (fillers, shuffles, dropout) */
@@ -23,6 +28,7 @@ typedef struct moka_ctx {
      * ... of the global order), and per-pass random draws (dropout) differ by rank. The solver
      * sets both from its moka_dist; 0 and 1 for a single process. */
     int rank, world_size;
+    moka_engine engine;
 } moka_ctx;
 
 /* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;

@@ -56,6 +56,7 @@ typedef struct moka_solver_opts {
      * combined, so all ranks stop or snapshot at the same iteration. */
     moka_dist *dist;
     int64_t bucket_bytes;
+    moka_engine engine; /* MOKA_ENGINE_FAST (0, default) or MOKA_ENGINE_REFERENCE */
 } moka_solver_opts;
 
 /* Reads the solver file and builds the train net and the test nets (sharing its weights).

@@ -13,6 +13,7 @@ void moka_ctx_init(moka_ctx *ctx)
     ctx->cache_dir = NULL;
     ctx->rank = 0;
     ctx->world_size = 1;
+    ctx->engine = MOKA_ENGINE_FAST;
 }
 
 int moka_ctx_apply_threads(const moka_ctx *ctx)

@@ -28,6 +28,10 @@ typedef struct pool_state {
     int64_t num, channels, height, width, pooled_h, pooled_w;
     int32_t *argmax; /* (N, C, PH, PW) for MAX */
     int64_t argmax_cap;
+    /* Outputs whose window lies wholly inside the image, [oh0, oh1) x [ow0, ow1): the fast
+     * kernels take these, the generic code the border (empty ranges when none). */
+    int64_t oh0, oh1, ow0, ow1;
+    bool fast; /* ctx engine FAST */
 } pool_state;
 
 /* Like moka_layer_errf, positioned at `field` of pooling_param when the config sets it. */
@@ -133,6 +137,16 @@ static int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, b
     return out;
 }
 
+/* The outputs o in [lo, hi) whose window [o s - pad, o s - pad + k) lies inside [0, n). */
+static void interior(int64_t n, int64_t k, int64_t pad, int64_t stride, int64_t out, int64_t *lo,
+                     int64_t *hi)
+{
+    *lo = (pad + stride - 1) / stride;
+    *hi = n + pad - k >= 0 ? (n + pad - k) / stride + 1 : 0;
+    if (*hi > out) *hi = out;
+    if (*lo > *hi) *lo = *hi;
+}
+
 static moka_status pool_reshape(moka_layer *l, moka_err *err)
 {
     pool_state *s = l->state;
@@ -167,6 +181,9 @@ static moka_status pool_reshape(moka_layer *l, moka_err *err)
         MOKA_TRY(moka_tensor_set_shape(l->top[i],
                                        MOKA_SHAPE(s->num, s->channels, s->pooled_h, s->pooled_w),
                                        err));
+    interior(s->height, s->kernel_h, s->pad_h, s->stride_h, s->pooled_h, &s->oh0, &s->oh1);
+    interior(s->width, s->kernel_w, s->pad_w, s->stride_w, s->pooled_w, &s->ow0, &s->ow1);
+    s->fast = l->ctx->engine == MOKA_ENGINE_FAST;
     if (s->max) {
         const int64_t n = s->num * s->channels * s->pooled_h * s->pooled_w;
         if (n > s->argmax_cap) {
@@ -228,6 +245,106 @@ static void max_plane(const pool_state *s, const float *x, float *y, int32_t *ar
         }
 }
 
+/* The fast kernels. Over the interior outputs of a row, every window is the same k_h x k_w
+ * block at a fixed stride, so the loop over outputs has no bounds logic and (with the window
+ * size a compile-time constant for the common 2x2 and 3x3) vectorises across outputs. The scan
+ * order, the first-maximum rule, the starting -FLT_MAX and the AVE summation order are the
+ * generic code's, so both give identical results; the border goes through the generic code. */
+#define MAX_ROW(KH, KW)                                                                            \
+    do {                                                                                           \
+        _Pragma("omp simd") for (int64_t ow = s->ow0; ow < s->ow1; ow++)                          \
+        {                                                                                          \
+            const int64_t w0 = ow * sw - s->pad_w;                                                 \
+            float m = -FLT_MAX;                                                                    \
+            int32_t a = -1;                                                                        \
+            for (int64_t i = 0; i < (KH); i++)                                                     \
+                for (int64_t j = 0; j < (KW); j++) {                                               \
+                    const float v = x[(h0 + i) * W + w0 + j];                                      \
+                    const bool gt = v > m;                                                         \
+                    m = gt ? v : m;                                                                \
+                    a = gt ? (int32_t)((h0 + i) * W + w0 + j) : a;                                 \
+                }                                                                                  \
+            yr[ow] = m;                                                                            \
+            ar[ow] = a;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define AVE_ROW(KH, KW)                                                                            \
+    do {                                                                                           \
+        _Pragma("omp simd") for (int64_t ow = s->ow0; ow < s->ow1; ow++)                          \
+        {                                                                                          \
+            const int64_t w0 = ow * sw - s->pad_w;                                                 \
+            float sum = 0.0f;                                                                      \
+            for (int64_t i = 0; i < (KH); i++)                                                     \
+                for (int64_t j = 0; j < (KW); j++) sum += x[(h0 + i) * W + w0 + j];                \
+            yr[ow] = sum / size;                                                                   \
+        }                                                                                          \
+    } while (0)
+
+/* One output through the generic window code (the border of the fast kernels). */
+static void max_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y,
+                    int32_t *arg)
+{
+    const window r = window_at(s, oh, ow);
+    float m = -FLT_MAX;
+    int64_t a = -1;
+    for (int64_t h = r.h0; h < r.h1; h++)
+        for (int64_t w = r.w0; w < r.w1; w++) {
+            const float v = x[h * s->width + w];
+            const bool gt = v > m;
+            m = gt ? v : m;
+            a = gt ? h * s->width + w : a;
+        }
+    y[oh * s->pooled_w + ow] = m;
+    arg[oh * s->pooled_w + ow] = (int32_t)a;
+}
+
+static void ave_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y)
+{
+    const window r = window_at(s, oh, ow);
+    float sum = 0.0f;
+    for (int64_t h = r.h0; h < r.h1; h++)
+        for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * s->width + w];
+    y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
+}
+
+static void pool_plane_fast(const pool_state *s, const float *x, float *y, int32_t *arg)
+{
+    const int64_t W = s->width, PW = s->pooled_w, sw = s->stride_w;
+    const int64_t kh = s->kernel_h, kw = s->kernel_w;
+    const float size = (float)(kh * kw);
+    for (int64_t oh = 0; oh < s->pooled_h; oh++) {
+        const bool inner = oh >= s->oh0 && oh < s->oh1;
+        for (int64_t ow = 0; ow < PW; ow++) {
+            if (inner && ow == s->ow0) ow = s->ow1 > ow ? s->ow1 : ow;
+            if (ow >= PW) break;
+            if (s->max)
+                max_one(s, x, oh, ow, y, arg);
+            else
+                ave_one(s, x, oh, ow, y);
+        }
+        if (!inner || s->ow0 >= s->ow1) continue;
+        const int64_t h0 = oh * s->stride_h - s->pad_h;
+        float *yr = y + oh * PW;
+        if (s->max) {
+            int32_t *ar = arg + oh * PW;
+            if (kh == 2 && kw == 2)
+                MAX_ROW(2, 2);
+            else if (kh == 3 && kw == 3)
+                MAX_ROW(3, 3);
+            else
+                MAX_ROW(kh, kw);
+        } else {
+            if (kh == 2 && kw == 2)
+                AVE_ROW(2, 2);
+            else if (kh == 3 && kw == 3)
+                AVE_ROW(3, 3);
+            else
+                AVE_ROW(kh, kw);
+        }
+    }
+}
+
 static void ave_plane(const pool_state *s, const float *x, float *y)
 {
     const int64_t W = s->width;
@@ -267,7 +384,11 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     for (int64_t nc = 0; nc < planes; nc++) {
         const float *xp = x + nc * HW;
         float *yp = y + nc * PHW;
-        if (s->max) {
+        if (s->fast) {
+            pool_plane_fast(s, xp, yp, s->max ? argmax + nc * PHW : NULL);
+            if (s->max && mask)
+                for (int64_t o = 0; o < PHW; o++) mask[nc * PHW + o] = (float)argmax[nc * PHW + o];
+        } else if (s->max) {
             int32_t *ap = argmax + nc * PHW;
             max_plane(s, xp, yp, ap);
             if (mask)

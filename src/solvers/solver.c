@@ -4,6 +4,7 @@
 #include "moka/solver.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,6 +310,7 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     moka_ctx_init(&s->ctx);
     s->ctx.threads = s->opts.threads;
     s->ctx.cache_dir = s->opts.cache_dir;
+    s->ctx.engine = s->opts.engine;
     s->dist = s->opts.dist;
     s->rank = moka_dist_rank(s->dist);
     s->world = moka_dist_size(s->dist);
@@ -423,6 +425,26 @@ static void apply_update(moka_solver *s, float rate, bool display)
         moka_logf(MOKA_LOG_INFO, "solver",
                   "Gradient clipping: scaling down gradients (L2 norm %g > %g) by scale factor %g",
                   norm, s->hp.clip_gradients, s->hp.clip_gradients / norm);
+    if (s->rule->fused && s->opts.engine == MOKA_ENGINE_FAST) {
+        /* One parallel region, one pass per slot: each thread takes its share of every slot. */
+        const float scale = s->hp.iter_size > 1 ? 1.0f / (float)s->hp.iter_size : 1.0f;
+#pragma omp parallel if (count >= MOKA_UPDATE_OMP_MIN)
+        {
+            const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            float *h[2];
+            for (int i = 0; i < s->num_slots; i++) {
+                const moka_param_slot *sl = &s->slots[i];
+                const int64_t lo = sl->count * t / nt, hi = sl->count * (t + 1) / nt;
+                if (lo == hi) continue;
+                const int64_t off = sl->offset + lo;
+                for (int k = 0; k < s->rule->num_history; k++) h[k] = s->history + k * count + off;
+                s->rule->fused(&s->hp, s->iter, rate * sl->lr_mult,
+                               s->hp.weight_decay * sl->decay_mult, scale, hi - lo, data + off,
+                               diff + off, h);
+            }
+        }
+        return;
+    }
     float *hist[2];
     for (int i = 0; i < s->num_slots; i++) {
         const moka_param_slot *sl = &s->slots[i];

@@ -66,6 +66,13 @@ typedef struct moka_update_rule {
      * correction uses t = iter + 1). */
     void (*compute)(const moka_solver_hparams *hp, int64_t iter, float local_rate, int64_t count,
                     float *diff, float *const *hist);
+    /* Optional: the whole per-slot sequence in one pass over count elements, called by one
+     * thread on its share of a slot: diff *= grad_scale (when iter_size > 1), then weight decay
+     * (decay = weight_decay * decay_mult; L1 when hp->l1), then this rule, then data -= step.
+     * Same arithmetic, element by element, as normalize + regularize + compute + subtract; diff
+     * is left unspecified (the next iteration zeroes it). */
+    void (*fused)(const moka_solver_hparams *hp, int64_t iter, float local_rate, float decay,
+                  float grad_scale, int64_t count, float *data, float *diff, float *const *hist);
 } moka_update_rule;
 
 /* Lookup by Caffe's type name ("SGD", ...); NULL if unknown. */

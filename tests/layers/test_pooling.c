@@ -168,6 +168,66 @@ static int gradients_match_finite_differences(void)
     return 0;
 }
 
+/* The fast kernels (engine FAST, the default) give bit for bit what the generic reference loops
+ * give (engine REFERENCE), outputs, mask and input gradient, over odd shapes: batch 1, kernels
+ * 2x2, 3x3 and 3x2, strides 1-3, padding, ceil and floor rounding, planes whose interior is
+ * empty, and ties (inputs quantised to a few levels). */
+static int fast_kernels_equal_the_reference(void)
+{
+    static const char *const cfgs[] = {
+        POOL2("pool: MAX kernel_size: 2 stride: 2"),
+        POOL2("pool: MAX kernel_size: 3 stride: 2"),
+        POOL2("pool: MAX kernel_size: 3 stride: 2 pad: 1"),
+        POOL2("pool: MAX kernel_h: 3 kernel_w: 2 stride_h: 1 stride_w: 3"),
+        POOL2("pool: MAX kernel_size: 2 stride: 1 round_mode: FLOOR"),
+        POOL("pool: AVE kernel_size: 3 stride: 2"),
+        POOL("pool: AVE kernel_size: 2 stride: 2 pad: 1"),
+        POOL("pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 3 stride_w: 1"),
+        POOL("pool: AVE kernel_size: 3 stride: 3 round_mode: FLOOR"),
+    };
+    static const int64_t shapes[][4] = {{1, 1, 2, 3}, {1, 3, 7, 9}, {2, 2, 12, 12}, {3, 1, 5, 13},
+                                        {1, 2, 16, 16}};
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++)
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            moka_err err = {0};
+            moka_harness h[2];
+            const int64_t n = shapes[k][0] * shapes[k][1] * shapes[k][2] * shapes[k][3];
+            float *x = malloc((size_t)n * sizeof *x);
+            CHECK(x);
+            for (int64_t i = 0; i < n; i++) x[i] = (float)((i * 7919 + c * 31) % 5) - 2.0f;
+            bool skip = false;
+            for (int e = 0; e < 2; e++) {
+                CHECK_OK(moka_harness_init(&h[e], cfgs[c], MOKA_TRAIN, 3, &err));
+                h[e].ctx.engine = e ? MOKA_ENGINE_REFERENCE : MOKA_ENGINE_FAST;
+                CHECK_OK(moka_harness_add_bottom(&h[e], 4, shapes[k], x, true, &err));
+                if (moka_harness_setup(&h[e], &err) != MOKA_OK) {
+                    skip = true; /* the kernel does not fit this input: nothing to compare */
+                    break;
+                }
+                CHECK_OK(moka_harness_forward(&h[e], &err));
+            }
+            if (!skip) {
+                for (int t = 0; t < h[0].num_top; t++) {
+                    const int64_t m = moka_tensor_count(h[0].top[t]);
+                    if (memcmp(h[0].top[t]->data, h[1].top[t]->data, (size_t)m * 4) != 0)
+                        TEST_FAIL_("config %zu shape %zu: top %d differs", c, k, t);
+                }
+                const int64_t m = moka_tensor_count(h[0].top[0]);
+                float *dy = malloc((size_t)m * sizeof *dy);
+                CHECK(dy);
+                for (int64_t i = 0; i < m; i++) dy[i] = (float)(i % 7) - 3.0f;
+                for (int e = 0; e < 2; e++)
+                    CHECK_OK(moka_harness_backward(&h[e], (const float *const[]){dy, dy}, &err));
+                if (memcmp(h[0].bottom[0]->grad, h[1].bottom[0]->grad, (size_t)n * 4) != 0)
+                    TEST_FAIL_("config %zu shape %zu: input gradient differs", c, k);
+                free(dy);
+            }
+            for (int e = 0; e < 2; e++) moka_harness_deinit(&h[e]);
+            free(x);
+        }
+    return 0;
+}
+
 static int rejects_bad_configs_and_shapes(void)
 {
     const int64_t x[] = {1, 2, 5, 5}, x3[] = {2, 3, 5};
@@ -202,7 +262,7 @@ static int rejects_bad_configs_and_shapes(void)
     return 0;
 }
 
-MOKA_TEST_MAIN(matches_caffe_rules, keeps_caffes_empty_last_window,
+MOKA_TEST_MAIN(fast_kernels_equal_the_reference, matches_caffe_rules, keeps_caffes_empty_last_window,
                ave_counts_padding_inside_the_padded_bounds, ties_go_to_the_first_maximum,
                gradients_match_finite_differences,
                rejects_bad_configs_and_shapes)
