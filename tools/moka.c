@@ -449,11 +449,20 @@ static int cmd_time(int argc, char **argv)
     const double t_total = now_ms() - t_all;
     if (!s) {
         moka_logf(MOKA_LOG_INFO, "time", "Average time per layer: ");
+        /* Caffe's two lines per layer, with GFLOP/s where the layer counts its work, and
+         * the kernel that ran. */
         for (int l = 0; l < nl; l++) {
-            moka_logf(MOKA_LOG_INFO, "time", "%10s\tforward: %.5f ms.", moka_net_layer_name(net, l),
-                      fwd[l] / (double)iters);
-            moka_logf(MOKA_LOG_INFO, "time", "%10s\tbackward: %.5f ms.",
-                      moka_net_layer_name(net, l), bwd[l] / (double)iters);
+            const double f = fwd[l] / (double)iters, b = bwd[l] / (double)iters;
+            const double ff = moka_net_layer_flops(net, l, false);
+            const double fb = moka_net_layer_flops(net, l, true);
+            char rate[64] = "";
+            if (ff > 0 && f > 0) snprintf(rate, sizeof rate, " (%.1f GFLOP/s)", ff / f * 1e-6);
+            moka_logf(MOKA_LOG_INFO, "time", "%10s\tforward: %.5f ms.%s  [%s]",
+                      moka_net_layer_name(net, l), f, rate, moka_net_layer_kernel(net, l));
+            rate[0] = '\0';
+            if (fb > 0 && b > 0) snprintf(rate, sizeof rate, " (%.1f GFLOP/s)", fb / b * 1e-6);
+            moka_logf(MOKA_LOG_INFO, "time", "%10s\tbackward: %.5f ms.%s",
+                      moka_net_layer_name(net, l), b, rate);
         }
         moka_logf(MOKA_LOG_INFO, "time", "Average Forward pass: %.5f ms.",
                   total_fwd / (double)iters);

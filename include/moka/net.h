@@ -96,6 +96,10 @@ MOKA_API moka_status moka_net_check_file(const char *path, moka_err *err);
 MOKA_API void moka_net_set_timing(moka_net *net, bool on);
 MOKA_API double moka_net_layer_forward_ms(const moka_net *net, int i);
 MOKA_API double moka_net_layer_backward_ms(const moka_net *net, int i);
+/* Floating-point operations of layer i's forward or backward pass at the current shapes (0 when
+ * the layer does not count them), and the kernel it runs ("reference" unless the layer says). */
+MOKA_API double moka_net_layer_flops(const moka_net *net, int i, bool backward);
+MOKA_API const char *moka_net_layer_kernel(const moka_net *net, int i);
 
 #ifdef __cplusplus
 }

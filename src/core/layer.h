@@ -72,6 +72,11 @@ typedef struct moka_layer_ops {
      * order, so a resumed run, at any world size, reads the samples an uninterrupted one would.
      * With one reader and batch B, position = passes * B. */
     moka_status (*seek)(moka_layer *l, int64_t position, moka_err *err);
+    /* Optional, for `moka time`: floating-point operations of one forward (backward = false) or
+     * backward pass at the current shapes (backward counts only the gradients the net asks
+     * for), and the name of the kernel that runs ("im2col+sgemm (oneDNN jit)"). */
+    double (*flops)(const moka_layer *l, bool backward);
+    const char *(*kernel)(const moka_layer *l);
 } moka_layer_ops;
 
 /* How a weight starts. `filler` is a FillerParameter node (e.g. moka_pt_msg(l->param,

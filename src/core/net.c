@@ -1053,6 +1053,19 @@ void moka_net_set_timing(moka_net *net, bool on) { net->timing = on; }
 double moka_net_layer_forward_ms(const moka_net *net, int i) { return net->fwd_ms[i]; }
 double moka_net_layer_backward_ms(const moka_net *net, int i) { return net->bwd_ms[i]; }
 
+double moka_net_layer_flops(const moka_net *net, int i, bool backward)
+{
+    const moka_layer *l = net->layers[i];
+    if (backward && !net->need_backward[i]) return 0.0;
+    return l->ops->flops ? l->ops->flops(l, backward) : 0.0;
+}
+
+const char *moka_net_layer_kernel(const moka_net *net, int i)
+{
+    const moka_layer *l = net->layers[i];
+    return l->ops->kernel ? l->ops->kernel(l) : "reference";
+}
+
 void moka_net_reseed(moka_net *net, uint64_t step)
 {
     for (int li = 0; li < net->num_layers; li++) {

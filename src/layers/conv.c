@@ -483,9 +483,25 @@ static void conv_destroy(moka_layer *l)
     moka_conv_engine_free(&s->e);
 }
 
+static double conv_flops(const moka_layer *l, bool backward)
+{
+    const conv_state *s = l->state;
+    const moka_conv_engine *e = &s->e;
+    const double one = 2.0 * (double)e->num * (double)e->weight_count *
+                       (double)(e->g.out_h * e->g.out_w) * (double)l->num_bottom;
+    if (!backward) return one;
+    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_bottom_grad(l, 0) ? one : 0.0);
+}
+
+static const char *conv_kernel(const moka_layer *l MOKA_UNUSED)
+{
+    return "im2col+sgemm (oneDNN jit)";
+}
+
 const moka_layer_ops moka_layer_convolution = {
     .type = "Convolution", .param_field = "convolution_param", .state_size = sizeof(conv_state),
     .min_bottom = 1, .max_bottom = -1, .min_top = 1, .max_top = -1,
     .setup = conv_setup, .reshape = conv_reshape,
     .forward_cpu = conv_forward_cpu, .backward_cpu = conv_backward_cpu, .destroy = conv_destroy,
+    .flops = conv_flops, .kernel = conv_kernel,
 };

@@ -126,9 +126,20 @@ static moka_status ip_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     return MOKA_OK;
 }
 
+static double ip_flops(const moka_layer *l, bool backward)
+{
+    const ip_state *s = l->state;
+    const double one = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+    if (!backward) return one;
+    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_bottom_grad(l, 0) ? one : 0.0);
+}
+
+static const char *ip_kernel(const moka_layer *l MOKA_UNUSED) { return "sgemm (oneDNN jit)"; }
+
 const moka_layer_ops moka_layer_inner_product = {
     .type = "InnerProduct", .param_field = "inner_product_param", .state_size = sizeof(ip_state),
     .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 1,
     .setup = ip_setup, .reshape = ip_reshape,
     .forward_cpu = ip_forward_cpu, .backward_cpu = ip_backward_cpu,
+    .flops = ip_flops, .kernel = ip_kernel,
 };

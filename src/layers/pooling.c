@@ -431,9 +431,16 @@ static void pool_destroy(moka_layer *l)
     free(s->argmax);
 }
 
+static const char *pool_kernel(const moka_layer *l)
+{
+    const pool_state *s = l->state;
+    return s->fast && s->oh0 < s->oh1 && s->ow0 < s->ow1 ? "vectorised windows" : "reference";
+}
+
 const moka_layer_ops moka_layer_pooling = {
     .type = "Pooling", .param_field = "pooling_param", .state_size = sizeof(pool_state),
     .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 2,
     .setup = pool_setup, .reshape = pool_reshape,
     .forward_cpu = pool_forward_cpu, .backward_cpu = pool_backward_cpu, .destroy = pool_destroy,
+    .kernel = pool_kernel,
 };
