@@ -15,6 +15,9 @@
  * Reference: Caffe's pooling_layer.cpp.
  */
 #include <float.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@ typedef struct pool_state {
     /* Outputs whose window lies wholly inside the image, [oh0, oh1) x [ow0, ow1): the fast
      * kernels take these, the generic code the border (empty ranges when none). */
     int64_t oh0, oh1, ow0, ow1;
-    bool fast; /* ctx engine FAST */
+    bool fast; /* engine FAST and a shape the vectorised kernel takes (fast_shape) */
 } pool_state;
 
 /* Like moka_layer_errf, positioned at `field` of pooling_param when the config sets it. */
@@ -137,6 +140,8 @@ static int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, b
     return out;
 }
 
+static bool fast_shape(const pool_state *s);
+
 /* The outputs o in [lo, hi) whose window [o s - pad, o s - pad + k) lies inside [0, n). */
 static void interior(int64_t n, int64_t k, int64_t pad, int64_t stride, int64_t out, int64_t *lo,
                      int64_t *hi)
@@ -184,6 +189,7 @@ static moka_status pool_reshape(moka_layer *l, moka_err *err)
     interior(s->height, s->kernel_h, s->pad_h, s->stride_h, s->pooled_h, &s->oh0, &s->oh1);
     interior(s->width, s->kernel_w, s->pad_w, s->stride_w, s->pooled_w, &s->ow0, &s->ow1);
     s->fast = l->ctx->engine == MOKA_ENGINE_FAST;
+    s->fast = fast_shape(s);
     if (s->max) {
         const int64_t n = s->num * s->channels * s->pooled_h * s->pooled_w;
         if (n > s->argmax_cap) {
@@ -245,103 +251,117 @@ static void max_plane(const pool_state *s, const float *x, float *y, int32_t *ar
         }
 }
 
-/* The fast kernels. Over the interior outputs of a row, every window is the same k_h x k_w
- * block at a fixed stride, so the loop over outputs has no bounds logic and (with the window
- * size a compile-time constant for the common 2x2 and 3x3) vectorises across outputs. The scan
- * order, the first-maximum rule, the starting -FLT_MAX and the AVE summation order are the
- * generic code's, so both give identical results; the border goes through the generic code. */
-#define MAX_ROW(KH, KW)                                                                            \
-    do {                                                                                           \
-        _Pragma("omp simd") for (int64_t ow = s->ow0; ow < s->ow1; ow++)                          \
-        {                                                                                          \
-            const int64_t w0 = ow * sw - s->pad_w;                                                 \
-            float m = -FLT_MAX;                                                                    \
-            int32_t a = -1;                                                                        \
-            for (int64_t i = 0; i < (KH); i++)                                                     \
-                for (int64_t j = 0; j < (KW); j++) {                                               \
-                    const float v = x[(h0 + i) * W + w0 + j];                                      \
-                    const bool gt = v > m;                                                         \
-                    m = gt ? v : m;                                                                \
-                    a = gt ? (int32_t)((h0 + i) * W + w0 + j) : a;                                 \
-                }                                                                                  \
-            yr[ow] = m;                                                                            \
-            ar[ow] = a;                                                                            \
-        }                                                                                          \
-    } while (0)
+/* The fast kernel: 2x2 and 3x3 windows at stride 2 along rows (LeNet's and cifar10_quick's
+ * pools), AVX-512, 16 outputs of a row at a time. For each window row, the even and odd columns
+ * (and for 3x3 the columns two further on) are pulled out of two 16-float loads with one
+ * permute each, so every window element is one vector; the scan then runs exactly as the
+ * generic code's, element by element in row-major window order: the same first-maximum rule
+ * (compare greater, ordered, so NaN never wins), the same starting -FLT_MAX and index -1, the
+ * same AVE summation order and division. Loads are masked to the row, so a partial block of a
+ * short row (LeNet's 12 outputs) reads nothing outside it. Other shapes, the image border and
+ * builds without AVX-512 use the generic per-window code. */
+#if defined(__AVX512F__)
+static void row_s2_avx512(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+{
+    const int64_t W = s->width, k = s->kernel_h, h0 = oh * s->stride_h - s->pad_h;
+    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 inv = _mm512_set1_ps((float)(k * k));
+    for (int64_t o = s->ow0; o < s->ow1; o += 16) {
+        const int64_t n = s->ow1 - o < 16 ? s->ow1 - o : 16;
+        const __mmask16 active = (__mmask16)((1u << n) - 1u);
+        const int64_t c = o * s->stride_w - s->pad_w;
+        __m512 m = _mm512_set1_ps(-FLT_MAX), sum = _mm512_setzero_ps();
+        __m512i a = _mm512_set1_epi32(-1);
+        for (int64_t i = 0; i < k; i++) {
+            const float *r = x + (h0 + i) * W;
+            /* Lanes j of a load at column p are read only when p + j < W. */
+#define ROW_LOAD(p)                                                                                \
+    _mm512_maskz_loadu_ps(                                                                         \
+        (__mmask16)(W - (p) >= 16 ? 0xffffu : W - (p) <= 0 ? 0u : (1u << (W - (p))) - 1u), r + (p))
+            const __m512 x0 = ROW_LOAD(c), x1 = ROW_LOAD(c + 16);
+            __m512 v[3];
+            v[0] = _mm512_permutex2var_ps(x0, ev, x1);
+            v[1] = _mm512_permutex2var_ps(x0, od, x1);
+            if (k == 3) v[2] = _mm512_permutex2var_ps(ROW_LOAD(c + 2), ev, ROW_LOAD(c + 18));
+#undef ROW_LOAD
+            const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int32_t)((h0 + i) * W + c)),
+                                                 _mm512_slli_epi32(_mm512_setr_epi32(
+                                                     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                     14, 15), 1));
+            for (int64_t j = 0; j < k; j++) {
+                if (s->max) {
+                    const __mmask16 gt = _mm512_cmp_ps_mask(v[j], m, _CMP_GT_OQ);
+                    m = _mm512_mask_mov_ps(m, gt, v[j]);
+                    a = _mm512_mask_mov_epi32(a, gt,
+                                              _mm512_add_epi32(idx, _mm512_set1_epi32((int)j)));
+                } else {
+                    sum = _mm512_add_ps(sum, v[j]);
+                }
+            }
+        }
+        if (s->max) {
+            _mm512_mask_storeu_ps(y + o, active, m);
+            _mm512_mask_storeu_epi32(arg + o, active, a);
+        } else {
+            _mm512_mask_storeu_ps(y + o, active, _mm512_div_ps(sum, inv));
+        }
+    }
+}
+#endif
 
-#define AVE_ROW(KH, KW)                                                                            \
-    do {                                                                                           \
-        _Pragma("omp simd") for (int64_t ow = s->ow0; ow < s->ow1; ow++)                          \
-        {                                                                                          \
-            const int64_t w0 = ow * sw - s->pad_w;                                                 \
-            float sum = 0.0f;                                                                      \
-            for (int64_t i = 0; i < (KH); i++)                                                     \
-                for (int64_t j = 0; j < (KW); j++) sum += x[(h0 + i) * W + w0 + j];                \
-            yr[ow] = sum / size;                                                                   \
-        }                                                                                          \
-    } while (0)
-
-/* One output through the generic window code (the border of the fast kernels). */
-static void max_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y,
-                    int32_t *arg)
+/* One output through the generic window code. */
+static void pool_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y,
+                     int32_t *arg)
 {
     const window r = window_at(s, oh, ow);
-    float m = -FLT_MAX;
-    int64_t a = -1;
-    for (int64_t h = r.h0; h < r.h1; h++)
-        for (int64_t w = r.w0; w < r.w1; w++) {
-            const float v = x[h * s->width + w];
-            const bool gt = v > m;
-            m = gt ? v : m;
-            a = gt ? h * s->width + w : a;
-        }
-    y[oh * s->pooled_w + ow] = m;
-    arg[oh * s->pooled_w + ow] = (int32_t)a;
+    const int64_t W = s->width;
+    if (s->max) {
+        float m = -FLT_MAX;
+        int64_t a = -1;
+        for (int64_t h = r.h0; h < r.h1; h++)
+            for (int64_t w = r.w0; w < r.w1; w++) {
+                const float v = x[h * W + w];
+                const bool gt = v > m;
+                m = gt ? v : m;
+                a = gt ? h * W + w : a;
+            }
+        y[oh * s->pooled_w + ow] = m;
+        arg[oh * s->pooled_w + ow] = (int32_t)a;
+    } else {
+        float sum = 0.0f;
+        for (int64_t h = r.h0; h < r.h1; h++)
+            for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * W + w];
+        y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
+    }
 }
 
-static void ave_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y)
+/* Whether the vectorised kernel takes this layer's interior rows. */
+static bool fast_shape(const pool_state *s)
 {
-    const window r = window_at(s, oh, ow);
-    float sum = 0.0f;
-    for (int64_t h = r.h0; h < r.h1; h++)
-        for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * s->width + w];
-    y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
+#if defined(__AVX512F__)
+    return s->fast && s->kernel_h == s->kernel_w && (s->kernel_h == 2 || s->kernel_h == 3) &&
+           s->stride_w == 2 && s->oh0 < s->oh1 && s->ow0 < s->ow1 &&
+           s->height * s->width < INT32_MAX - 64;
+#else
+    (void)s;
+    return false;
+#endif
 }
 
 static void pool_plane_fast(const pool_state *s, const float *x, float *y, int32_t *arg)
 {
-    const int64_t W = s->width, PW = s->pooled_w, sw = s->stride_w;
-    const int64_t kh = s->kernel_h, kw = s->kernel_w;
-    const float size = (float)(kh * kw);
+    const int64_t PW = s->pooled_w;
     for (int64_t oh = 0; oh < s->pooled_h; oh++) {
         const bool inner = oh >= s->oh0 && oh < s->oh1;
         for (int64_t ow = 0; ow < PW; ow++) {
-            if (inner && ow == s->ow0) ow = s->ow1 > ow ? s->ow1 : ow;
+            if (inner && ow == s->ow0) ow = s->ow1;
             if (ow >= PW) break;
-            if (s->max)
-                max_one(s, x, oh, ow, y, arg);
-            else
-                ave_one(s, x, oh, ow, y);
+            pool_one(s, x, oh, ow, y, arg);
         }
-        if (!inner || s->ow0 >= s->ow1) continue;
-        const int64_t h0 = oh * s->stride_h - s->pad_h;
-        float *yr = y + oh * PW;
-        if (s->max) {
-            int32_t *ar = arg + oh * PW;
-            if (kh == 2 && kw == 2)
-                MAX_ROW(2, 2);
-            else if (kh == 3 && kw == 3)
-                MAX_ROW(3, 3);
-            else
-                MAX_ROW(kh, kw);
-        } else {
-            if (kh == 2 && kw == 2)
-                AVE_ROW(2, 2);
-            else if (kh == 3 && kw == 3)
-                AVE_ROW(3, 3);
-            else
-                AVE_ROW(kh, kw);
-        }
+#if defined(__AVX512F__)
+        if (inner) row_s2_avx512(s, x, oh, y + oh * PW, arg ? arg + oh * PW : NULL);
+#endif
     }
 }
 
@@ -434,7 +454,7 @@ static void pool_destroy(moka_layer *l)
 static const char *pool_kernel(const moka_layer *l)
 {
     const pool_state *s = l->state;
-    return s->fast && s->oh0 < s->oh1 && s->ow0 < s->ow1 ? "vectorised windows" : "reference";
+    return s->fast ? "AVX-512 windows" : "reference";
 }
 
 const moka_layer_ops moka_layer_pooling = {

@@ -171,7 +171,8 @@ static int gradients_match_finite_differences(void)
 /* The fast kernels (engine FAST, the default) give bit for bit what the generic reference loops
  * give (engine REFERENCE), outputs, mask and input gradient, over odd shapes: batch 1, kernels
  * 2x2, 3x3 and 3x2, strides 1-3, padding, ceil and floor rounding, planes whose interior is
- * empty, and ties (inputs quantised to a few levels). */
+ * empty, rows of several 16-output blocks plus a partial one, and ties (inputs quantised to a
+ * few levels). */
 static int fast_kernels_equal_the_reference(void)
 {
     static const char *const cfgs[] = {
@@ -186,7 +187,7 @@ static int fast_kernels_equal_the_reference(void)
         POOL("pool: AVE kernel_size: 3 stride: 3 round_mode: FLOOR"),
     };
     static const int64_t shapes[][4] = {{1, 1, 2, 3}, {1, 3, 7, 9}, {2, 2, 12, 12}, {3, 1, 5, 13},
-                                        {1, 2, 16, 16}};
+                                        {1, 2, 16, 16}, {1, 2, 9, 70}, {2, 1, 6, 33}};
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++)
         for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
             moka_err err = {0};
