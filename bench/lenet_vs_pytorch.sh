@@ -1,43 +1,54 @@
 #!/usr/bin/env bash
-# LeNet training throughput, moka vs PyTorch (Debian's python3-torch), side by side on the same
-# machine, batch and thread count. PyTorch runs tuned: OPENBLAS_NUM_THREADS=1, because its linear
-# layers call Debian's OpenBLAS, whose own threads would otherwise fight torch's OpenMP threads.
-#   usage: bench/lenet_vs_pytorch.sh [THREADS] [BATCH] [ITERS]
+# LeNet training throughput, moka vs PyTorch (Debian's python3-torch), on the same machine, net,
+# initial weights, batches, batch size, thread count and solver (SGD, fixed lr 0.01, momentum
+# 0.9, weight decay 5e-4, lr_mult 2 on biases), run alternately for ROUNDS rounds.
+#   usage: bench/lenet_vs_pytorch.sh [THREADS] [BATCH] [ITERS] [ROUNDS]    (defaults 2 64 1500 3)
+#
+# First moka writes its initial weights (the fillers' values: one iteration at base_lr 0, then
+# snapshot_after_train), and both train 3 iterations from them on the first batches of the
+# Fashion-MNIST training file in file order (shuffle: false); the losses of the 3 iterations must
+# agree to 1e-4 relative, or the benchmark stops. Then each round times ITERS iterations of moka
+# (its "Training throughput", data loading on its prefetch thread included) and of PyTorch (data
+# in memory, converted to float per batch as moka's transform does), both from those weights.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 threads=${1:-2}
 batch=${2:-64}
-iters=${3:-500}
-moka=${MOKA:-build/moka}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+iters=${3:-1500}
+rounds=${4:-3}
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+bench_setup
 
-# The example net with the requested batch; a solver with no test net, display or snapshots, so
-# only training is timed (data loading included, it runs on moka's prefetch thread).
-sed "s/batch_size: 64/batch_size: $batch/" examples/mnist/lenet_train_test.prototxt >"$tmp/net.prototxt"
-cat >"$tmp/solver.prototxt" <<S
-net: "$tmp/net.prototxt"
-base_lr: 0.01
-momentum: 0.9
-weight_decay: 0.0005
-lr_policy: "inv"
-gamma: 0.0001
-power: 0.75
-max_iter: $iters
-display: 0
-snapshot_after_train: false
-S
+data=/usr/share/datasets/fashion-mnist
+[ -r "$data/train-images-idx3-ubyte.gz" ] ||
+    die "no Fashion-MNIST under $data (apt-get install dataset-fashion-mnist)"
+header "LeNet training, batch $batch, $threads threads, $iters iterations, $rounds rounds"
 
-echo "LeNet, batch $batch, $threads threads, $iters iterations ($(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-# Warm-up run, then the timed one.
-"$moka" train --solver="$tmp/solver.prototxt" --threads="$threads" --iterations=50 2>/dev/null
-moka_ips=$("$moka" train --solver="$tmp/solver.prototxt" --threads="$threads" 2>&1 |
-    sed -n 's/.*Training throughput: \([0-9.]*\) images\/s.*/\1/p')
-echo "moka images/s: $moka_ips"
-torch_out=$(OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$threads /usr/bin/python3 bench/lenet_pytorch.py \
-    --threads "$threads" --batch "$batch" --iters "$iters")
-echo "$torch_out"
-torch_ips=$(echo "$torch_out" | sed -n 's/pytorch images\/s: //p')
-"$moka" time --model="$tmp/net.prototxt" --threads="$threads" --iterations=50 2>&1 |
-    grep -E "Average (Forward|Backward)" | sed 's/.*] /moka time: /'
-awk -v m="$moka_ips" -v t="$torch_ips" 'BEGIN { printf "ratio moka/pytorch: %.2f\n", m / t }'
+# The example net with the requested batch, reading the training file in file order.
+sed -e "0,/batch_size: 64/s//batch_size: $batch/" -e "s/shuffle: true/shuffle: false/" \
+    examples/mnist/lenet_train_test.prototxt >"$tmp/net.prototxt"
+lr=0.01 momentum=0.9 decay=0.0005
+write_solver "$tmp/init.prototxt" "$tmp/net.prototxt" 0 $momentum $decay 1 0 "$tmp/init"
+write_solver "$tmp/check.prototxt" "$tmp/net.prototxt" $lr $momentum $decay 3 1 ""
+write_solver "$tmp/solver.prototxt" "$tmp/net.prototxt" $lr $momentum $decay "$iters" 0 ""
+torch_args=(--images "$data/train-images-idx3-ubyte.gz" --labels "$data/train-labels-idx1-ubyte.gz"
+    --weights "$tmp/init_iter_1.caffemodel" --threads "$threads" --batch "$batch"
+    --lr "$lr" --momentum "$momentum" --weight-decay "$decay")
+
+moka_logged "$tmp/init.log" train --solver="$tmp/init.prototxt" --threads="$threads"
+moka_logged "$tmp/check.log" train --solver="$tmp/check.prototxt" --threads="$threads" \
+    --weights="$tmp/init_iter_1.caffemodel"
+echo "same weights, same first batches (3 SGD iterations):"
+torch bench/lenet_pytorch.py check "${torch_args[@]}" --steps 3 --moka-log "$tmp/check.log" ||
+    die "moka and PyTorch disagree on the loss: the timings would not compare the same work"
+
+run_moka() {
+    moka_logged "$tmp/moka.log" train --solver="$tmp/solver.prototxt" --threads="$threads" \
+        --weights="$tmp/init_iter_1.caffemodel"
+    train_ips "$tmp/moka.log"
+}
+run_torch() {
+    torch bench/lenet_pytorch.py train "${torch_args[@]}" --iters "$iters" |
+        sed -n 's/^pytorch images\/s: //p'
+}
+alternate
