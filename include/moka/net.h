@@ -60,6 +60,8 @@ MOKA_API moka_status moka_net_backward(moka_net *net, moka_err *err);
 MOKA_API void moka_net_zero_param_grads(moka_net *net);
 
 MOKA_API const char *moka_net_name(const moka_net *net);
+/* Samples per forward pass: the batch dimension of the first layer's first top (0 if none). */
+MOKA_API int64_t moka_net_batch_size(const moka_net *net);
 MOKA_API int moka_net_num_layers(const moka_net *net);
 MOKA_API const char *moka_net_layer_name(const moka_net *net, int i);
 MOKA_API const char *moka_net_layer_type(const moka_net *net, int i);

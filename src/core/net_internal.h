@@ -43,7 +43,4 @@ MOKA_INTERNAL moka_status moka_net_seek(moka_net *net, int64_t position, moka_er
 typedef void (*moka_net_grads_final_fn)(void *user, int64_t lo);
 MOKA_INTERNAL void moka_net_set_grads_final_hook(moka_net *net, moka_net_grads_final_fn fn,
                                                  void *user);
-/* Samples per forward pass: the batch dimension of the first layer's first top (0 if none). */
-MOKA_INTERNAL int64_t moka_net_batch_size(const moka_net *net);
-
 #endif /* MOKA_NET_INTERNAL_H */

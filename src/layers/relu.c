@@ -12,7 +12,7 @@
 #include "core/layer.h"
 
 /* Element counts below this run on one thread: spawning the team would cost more. */
-#define PAR_MIN 32768
+#define PAR_MIN 4096
 
 typedef struct {
     float slope;
