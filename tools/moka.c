@@ -272,7 +272,9 @@ static int cmd_test(int argc, char **argv)
     if (rc) return rc;
     if (help) {
         printf("usage: moka test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]\n"
-               "Runs the TEST phase of the net and prints per-batch and average outputs.\n");
+               "                 [--threads=N] [--engine=fast|reference]\n"
+               "Runs the TEST phase of the net and prints per-batch and average outputs and the\n"
+               "forward throughput.\n");
         return 0;
     }
     if (!flags[0].value) return moka_cli_usage_error("test", "%s", "--model=FILE is required");
@@ -370,8 +372,10 @@ static int cmd_time(int argc, char **argv)
     if (rc) return rc;
     if (help) {
         printf("usage: moka time --model=NET.prototxt [--iterations=50] [--threads=N] "
-               "[--phase=TRAIN|TEST]\n"
-               "Times forward and backward passes layer by layer, like 'caffe time'.\n");
+               "[--phase=TRAIN|TEST] [--engine=fast|reference]\n"
+               "Times forward and backward passes layer by layer, like 'caffe time', with each\n"
+               "layer's GFLOP/s and kernel. Under mpirun each pass also averages the gradients\n"
+               "across ranks and the allreduce time and its hidden share are reported.\n");
         return 0;
     }
     if (!flags[0].value) return moka_cli_usage_error("time", "%s", "--model=FILE is required");
