@@ -76,7 +76,7 @@ static void *comm_main(void *arg)
             pthread_cond_broadcast(&dp->done_cv);
             continue;
         }
-        if (dp->done < dp->released && !dp->sc_pending) {
+        if (dp->done < dp->released) {
             const int b = dp->done;
             const bool failed = dp->st != MOKA_OK;
             pthread_mutex_unlock(&dp->mu);

@@ -92,6 +92,17 @@ static moka_status read_failed(const moka_layer *l, const char *field, moka_stat
     return st;
 }
 
+/* Starts the prefetch thread, which fills batches from the cursor's current position. */
+static moka_status start_loader(moka_layer *l, moka_err *err)
+{
+    idx_data *s = l->state;
+    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
+    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
+                                              fill_batch, s, &s->loader, err);
+    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
+    return st;
+}
+
 static moka_status idx_data_setup(moka_layer *l, moka_err *err)
 {
     idx_data *s = l->state;
@@ -177,11 +188,7 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
               l->name, (long long)n, (long long)c, (long long)h, (long long)w, images,
               moka_pt_bool(p, "shuffle") ? ", shuffled each epoch" : "");
 
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH, fill_batch, s,
-                            &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
+    return start_loader(l, err);
 }
 
 static moka_status idx_data_reshape(moka_layer *l, moka_err *err)
@@ -213,11 +220,7 @@ static moka_status idx_data_seek(moka_layer *l, int64_t position, moka_err *err)
     moka_loader_free(s->loader);
     s->loader = NULL;
     moka_cursor_seek(&s->cursor, position);
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
-                                              fill_batch, s, &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
+    return start_loader(l, err);
 }
 
 static const char *const idx_data_extra[] = {"transform_param", NULL};

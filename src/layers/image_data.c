@@ -138,6 +138,17 @@ static moka_status fill_batch(void *user, float *const *bufs, moka_err *err)
     return MOKA_OK;
 }
 
+/* Starts the prefetch thread, which fills batches from the cursor's current position. */
+static moka_status start_loader(moka_layer *l, moka_err *err)
+{
+    image_data *s = l->state;
+    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
+    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH,
+                                              fill_batch, s, &s->loader, err);
+    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
+    return st;
+}
+
 static moka_status image_data_setup(moka_layer *l, moka_err *err)
 {
     image_data *s = l->state;
@@ -243,11 +254,7 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
               l->name, (long long)n, (long long)s->c, (long long)s->h, (long long)s->w, source,
               s->shuffle ? ", shuffled each epoch" : "");
 
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH, fill_batch, s,
-                            &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
+    return start_loader(l, err);
 }
 
 static moka_status image_data_reshape(moka_layer *l, moka_err *err)
@@ -278,11 +285,7 @@ static moka_status image_data_seek(moka_layer *l, int64_t position, moka_err *er
     moka_loader_free(s->loader);
     s->loader = NULL;
     moka_cursor_seek(&s->cursor, position);
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH,
-                                              fill_batch, s, &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
+    return start_loader(l, err);
 }
 
 static const char *const image_data_extra[] = {"transform_param", NULL};

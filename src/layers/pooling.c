@@ -228,27 +228,39 @@ static inline window window_at(const pool_state *s, int64_t oh, int64_t ow)
     return r;
 }
 
-/* Per output, the window is scanned in row-major order with the running maximum and its index
- * in registers; the selects (not branches) keep random data from mispredicting. The first
- * maximum wins ties, and AVE sums in the same order, as Caffe does. */
-static void max_plane(const pool_state *s, const float *x, float *y, int32_t *arg)
+/* The generic code, one output at a time (the reference, and the border of the fast kernel).
+ * The window is scanned in row-major order with the running maximum and its index in registers;
+ * the selects (not branches) keep random data from mispredicting. The first maximum wins ties,
+ * and AVE sums in the same order, as Caffe does. `arg` is unused for AVE. */
+static void pool_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y,
+                     int32_t *arg)
 {
+    const window r = window_at(s, oh, ow);
     const int64_t W = s->width;
+    if (s->max) {
+        float m = -FLT_MAX;
+        int64_t a = -1;
+        for (int64_t h = r.h0; h < r.h1; h++)
+            for (int64_t w = r.w0; w < r.w1; w++) {
+                const float v = x[h * W + w];
+                const bool gt = v > m;
+                m = gt ? v : m;
+                a = gt ? h * W + w : a;
+            }
+        y[oh * s->pooled_w + ow] = m;
+        arg[oh * s->pooled_w + ow] = (int32_t)a;
+    } else {
+        float sum = 0.0f;
+        for (int64_t h = r.h0; h < r.h1; h++)
+            for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * W + w];
+        y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
+    }
+}
+
+static void pool_plane(const pool_state *s, const float *x, float *y, int32_t *arg)
+{
     for (int64_t oh = 0; oh < s->pooled_h; oh++)
-        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
-            const window r = window_at(s, oh, ow);
-            float m = -FLT_MAX;
-            int64_t a = -1;
-            for (int64_t h = r.h0; h < r.h1; h++)
-                for (int64_t w = r.w0; w < r.w1; w++) {
-                    const float v = x[h * W + w];
-                    const bool gt = v > m;
-                    m = gt ? v : m;
-                    a = gt ? h * W + w : a;
-                }
-            y[oh * s->pooled_w + ow] = m;
-            arg[oh * s->pooled_w + ow] = (int32_t)a;
-        }
+        for (int64_t ow = 0; ow < s->pooled_w; ow++) pool_one(s, x, oh, ow, y, arg);
 }
 
 /* The fast kernel: 2x2 and 3x3 windows at stride 2 along rows (LeNet's and cifar10_quick's
@@ -310,31 +322,6 @@ static void row_s2_avx512(const pool_state *s, const float *x, int64_t oh, float
 }
 #endif
 
-/* One output through the generic window code. */
-static void pool_one(const pool_state *s, const float *x, int64_t oh, int64_t ow, float *y,
-                     int32_t *arg)
-{
-    const window r = window_at(s, oh, ow);
-    const int64_t W = s->width;
-    if (s->max) {
-        float m = -FLT_MAX;
-        int64_t a = -1;
-        for (int64_t h = r.h0; h < r.h1; h++)
-            for (int64_t w = r.w0; w < r.w1; w++) {
-                const float v = x[h * W + w];
-                const bool gt = v > m;
-                m = gt ? v : m;
-                a = gt ? h * W + w : a;
-            }
-        y[oh * s->pooled_w + ow] = m;
-        arg[oh * s->pooled_w + ow] = (int32_t)a;
-    } else {
-        float sum = 0.0f;
-        for (int64_t h = r.h0; h < r.h1; h++)
-            for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * W + w];
-        y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
-    }
-}
 
 /* Whether the vectorised kernel takes this layer's interior rows. */
 static bool fast_shape(const pool_state *s)
@@ -365,20 +352,7 @@ static void pool_plane_fast(const pool_state *s, const float *x, float *y, int32
     }
 }
 
-static void ave_plane(const pool_state *s, const float *x, float *y)
-{
-    const int64_t W = s->width;
-    for (int64_t oh = 0; oh < s->pooled_h; oh++)
-        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
-            const window r = window_at(s, oh, ow);
-            float sum = 0.0f;
-            for (int64_t h = r.h0; h < r.h1; h++)
-                for (int64_t w = r.w0; w < r.w1; w++) sum += x[h * W + w];
-            y[oh * s->pooled_w + ow] = r.size > 0 ? sum / (float)r.size : 0.0f;
-        }
-}
-
-/* dx += dy / pool_size over each window (the adjoint of ave_plane). */
+/* dx += dy / pool_size over each window (the adjoint of AVE forward). */
 static void ave_plane_backward(const pool_state *s, const float *dy, float *dx)
 {
     const int64_t W = s->width;
@@ -404,18 +378,13 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     for (int64_t nc = 0; nc < planes; nc++) {
         const float *xp = x + nc * HW;
         float *yp = y + nc * PHW;
-        if (s->fast) {
-            pool_plane_fast(s, xp, yp, s->max ? argmax + nc * PHW : NULL);
-            if (s->max && mask)
-                for (int64_t o = 0; o < PHW; o++) mask[nc * PHW + o] = (float)argmax[nc * PHW + o];
-        } else if (s->max) {
-            int32_t *ap = argmax + nc * PHW;
-            max_plane(s, xp, yp, ap);
-            if (mask)
-                for (int64_t o = 0; o < PHW; o++) mask[nc * PHW + o] = (float)ap[o];
-        } else {
-            ave_plane(s, xp, yp);
-        }
+        int32_t *ap = s->max ? argmax + nc * PHW : NULL;
+        if (s->fast)
+            pool_plane_fast(s, xp, yp, ap);
+        else
+            pool_plane(s, xp, yp, ap);
+        if (mask)
+            for (int64_t o = 0; o < PHW; o++) mask[nc * PHW + o] = (float)ap[o];
     }
     return MOKA_OK;
 }

@@ -425,7 +425,7 @@ static void apply_update(moka_solver *s, float rate, bool display)
         moka_logf(MOKA_LOG_INFO, "solver",
                   "Gradient clipping: scaling down gradients (L2 norm %g > %g) by scale factor %g",
                   norm, s->hp.clip_gradients, s->hp.clip_gradients / norm);
-    if (s->rule->fused && s->opts.engine == MOKA_ENGINE_FAST) {
+    if (s->rule->fused && s->ctx.engine == MOKA_ENGINE_FAST) {
         /* One parallel region, one pass per slot: each thread takes its share of every slot. */
         const float scale = s->hp.iter_size > 1 ? 1.0f / (float)s->hp.iter_size : 1.0f;
 #pragma omp parallel if (count >= MOKA_UPDATE_OMP_MIN)
