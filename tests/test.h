@@ -88,6 +88,18 @@ static inline int test_close_(const char *file, int line, const char *ea, const 
 
 typedef int (*test_fn_)(void);
 
+/* Rounds to the nearest bfloat16, ties to even (finite values): what bf16 precision does to
+ * the inputs of a product. */
+static inline float moka_test_bf16_round(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 /* MOKA_TEST_MAIN(t1, t2, ...) runs each test, prints "ok"/"FAIL" per test, exits 1 on failure. */
 #define MOKA_TEST_MAIN(...)                                                                        \
     int main(void)                                                                                 \

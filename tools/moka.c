@@ -152,6 +152,19 @@ static int parse_engine(const char *cmd, const char *v, moka_engine *out)
     return moka_cli_usage_error(cmd, "--engine must be fast or reference, got '%s'", v);
 }
 
+/* --precision=fp32|bf16 (absent: *set = false, the solver file's or fp32). */
+static int parse_precision(const char *cmd, const char *v, moka_precision *out, bool *set)
+{
+    *out = MOKA_PRECISION_FP32;
+    *set = v != NULL;
+    if (!v || strcmp(v, "fp32") == 0) return 0;
+    if (strcmp(v, "bf16") == 0) {
+        *out = MOKA_PRECISION_BF16;
+        return 0;
+    }
+    return moka_cli_usage_error(cmd, "--precision must be fp32 or bf16, got '%s'", v);
+}
+
 /* ---- train ---- */
 
 static int cmd_train(int argc, char **argv)
@@ -163,11 +176,11 @@ static int cmd_train(int argc, char **argv)
                     {"log_run", NULL},       {"histogram_interval", NULL},
                     {"log_images", NULL},    {"cache_dir", NULL},
                     {"dist_timeout", NULL},  {"bucket_mb", NULL},
-                    {"engine", NULL}};
+                    {"engine", NULL},        {"precision", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("train", argc, argv, flags, 15, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("train", argc, argv, flags, 16, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf(
@@ -180,6 +193,9 @@ static int cmd_train(int argc, char **argv)
             "  --sighup_effect=stop|snapshot|none  on SIGHUP (default snapshot)\n"
             "  --cache_dir=DIR                cache for s3:// data (default ~/.cache/moka)\n"
             "  --engine=fast|reference        kernels: vectorised (default) or the plain reference\n"
+            "  --precision=fp32|bf16          bf16: convolutions and inner products on bf16 inputs\n"
+            "                                 (fp32 weights and solver; needs AVX512_BF16 or AMX;\n"
+            "                                 default: the solver's `precision`, else fp32)\n"
             "Under mpirun or srun, each process is one data-parallel rank (batch_size per rank):\n"
             "  --dist_timeout=S               end the job when a rank is silent S s (default 10)\n"
             "  --bucket_mb=M                  gradient allreduce bucket size (default 25)\n");
@@ -197,6 +213,8 @@ static int cmd_train(int argc, char **argv)
         return moka_cli_usage_error("train", "%s", "give --weights or --snapshot, not both");
     moka_solver_opts opts = {0};
     if ((rc = parse_engine("train", flags[14].value, &opts.engine))) return rc;
+    if ((rc = parse_precision("train", flags[15].value, &opts.precision, &opts.set_precision)))
+        return rc;
     long v;
     if (flags[3].value) {
         if ((rc = moka_cli_parse_int("train", "iterations", flags[3].value, 1, 2000000000L, &v)))
@@ -264,15 +282,15 @@ static double now_ms(void);
 static int cmd_test(int argc, char **argv)
 {
     flag flags[] = {{"model", NULL},   {"weights", NULL}, {"iterations", NULL},
-                    {"threads", NULL}, {"engine", NULL}};
+                    {"threads", NULL}, {"engine", NULL},  {"precision", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("test", argc, argv, flags, 5, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("test", argc, argv, flags, 6, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka test --model=NET.prototxt --weights=W.caffemodel [--iterations=50]\n"
-               "                 [--threads=N] [--engine=fast|reference]\n"
+               "                 [--threads=N] [--engine=fast|reference] [--precision=fp32|bf16]\n"
                "Runs the TEST phase of the net and prints per-batch and average outputs and the\n"
                "forward throughput.\n");
         return 0;
@@ -291,6 +309,8 @@ static int cmd_test(int argc, char **argv)
     moka_ctx_init(&ctx);
     ctx.threads = (int)threads;
     if ((rc = parse_engine("test", flags[4].value, &ctx.engine))) return rc;
+    bool set_precision;
+    if ((rc = parse_precision("test", flags[5].value, &ctx.precision, &set_precision))) return rc;
     moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;
@@ -364,15 +384,17 @@ static int cmd_time(int argc, char **argv)
                     {"iterations", NULL},
                     {"threads", NULL},
                     {"phase", NULL},
-                    {"engine", NULL}};
+                    {"engine", NULL},
+                    {"precision", NULL}};
     const char *pos[1];
     int npos;
     bool help;
-    int rc = moka_cli_parse_flags("time", argc, argv, flags, 5, pos, &npos, 0, &help);
+    int rc = moka_cli_parse_flags("time", argc, argv, flags, 6, pos, &npos, 0, &help);
     if (rc) return rc;
     if (help) {
         printf("usage: moka time --model=NET.prototxt [--iterations=50] [--threads=N] "
                "[--phase=TRAIN|TEST] [--engine=fast|reference]\n"
+               "                 [--precision=fp32|bf16]\n"
                "Times forward and backward passes layer by layer, like 'caffe time', with each\n"
                "layer's GFLOP/s and kernel. Under mpirun each pass also averages the gradients\n"
                "across ranks and the allreduce time and its hidden share are reported.\n");
@@ -403,6 +425,8 @@ static int cmd_time(int argc, char **argv)
     ctx.rank = moka_dist_rank(dist);
     ctx.world_size = world;
     if ((rc = parse_engine("time", flags[4].value, &ctx.engine))) return rc;
+    bool set_precision;
+    if ((rc = parse_precision("time", flags[5].value, &ctx.precision, &set_precision))) return rc;
     const int used = moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;

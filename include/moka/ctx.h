@@ -19,6 +19,14 @@ extern "C" {
  * (`--engine=reference`). Both compute the same function; FAST may sum in another order. */
 typedef enum moka_engine { MOKA_ENGINE_FAST = 0, MOKA_ENGINE_REFERENCE = 1 } moka_engine;
 
+/* Arithmetic of convolutions and inner products. FP32 throughout (the default), or BF16 mixed
+ * precision (`--precision=bf16`, the solver field `precision: BF16`): their inputs x, W and dy
+ * are rounded to bfloat16 and the products summed in fp32, while the weights the solver updates,
+ * the biases, every other layer and all solver math stay fp32. Needs a CPU whose instructions
+ * oneDNN uses for bf16 (AVX512_BF16 or AMX) and the fast engine; nets refuse to build otherwise
+ * (moka_ctx_check_precision). */
+typedef enum moka_precision { MOKA_PRECISION_FP32 = 0, MOKA_PRECISION_BF16 = 1 } moka_precision;
+
 typedef struct moka_ctx {
     int threads;   /* worker threads for kernels; 0 = all online CPUs */
     uint64_t seed; /* root of every random stream (fillers, shuffles, dropout) */
@@ -29,11 +37,18 @@ typedef struct moka_ctx {
      * sets both from its moka_dist; 0 and 1 for a single process. */
     int rank, world_size;
     moka_engine engine;
+    moka_precision precision;
 } moka_ctx;
 
 /* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;
  * moka prefers reproducible runs). */
 MOKA_API void moka_ctx_init(moka_ctx *ctx);
+/* MOKA_OK when ctx->precision can run here; else MOKA_ERR_UNSUPPORTED (bf16 on a CPU without
+ * bf16 instructions: the message names what oneDNN found) or MOKA_ERR_INVALID_ARG (bf16 with the
+ * reference engine). moka_net_create calls it. */
+MOKA_API moka_status moka_ctx_check_precision(const moka_ctx *ctx, moka_err *err);
+/* "fp32" / "bf16". */
+MOKA_API const char *moka_precision_name(moka_precision p);
 /* Applies ctx->threads to the kernel thread pool (OpenMP and BLAS). Returns the count used. */
 MOKA_API int moka_ctx_apply_threads(const moka_ctx *ctx);
 

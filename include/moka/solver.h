@@ -13,6 +13,7 @@
 #ifndef MOKA_SOLVER_H
 #define MOKA_SOLVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "moka/ctx.h"
@@ -57,6 +58,10 @@ typedef struct moka_solver_opts {
     moka_dist *dist;
     int64_t bucket_bytes;
     moka_engine engine; /* MOKA_ENGINE_FAST (0, default) or MOKA_ENGINE_REFERENCE */
+    /* With set_precision, `precision` replaces the solver file's `precision` field (FP32 or
+     * BF16; default FP32). */
+    bool set_precision;
+    moka_precision precision;
 } moka_solver_opts;
 
 /* Reads the solver file and builds the train net and the test nets (sharing its weights).

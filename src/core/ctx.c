@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "backend/cpu/blas.h"
+#include "backend/cpu/dnnl_op.h"
 
 void moka_ctx_init(moka_ctx *ctx)
 {
@@ -14,6 +15,30 @@ void moka_ctx_init(moka_ctx *ctx)
     ctx->rank = 0;
     ctx->world_size = 1;
     ctx->engine = MOKA_ENGINE_FAST;
+    ctx->precision = MOKA_PRECISION_FP32;
+}
+
+const char *moka_precision_name(moka_precision p)
+{
+    return p == MOKA_PRECISION_BF16 ? "bf16" : "fp32";
+}
+
+moka_status moka_ctx_check_precision(const moka_ctx *ctx, moka_err *err)
+{
+    if (ctx->precision == MOKA_PRECISION_FP32) return MOKA_OK;
+    if (ctx->precision != MOKA_PRECISION_BF16)
+        return moka_errf(err, MOKA_ERR_INVALID_ARG, "unknown precision %d", (int)ctx->precision);
+    if (ctx->engine == MOKA_ENGINE_REFERENCE)
+        return moka_errf(err, MOKA_ERR_INVALID_ARG,
+                         "bf16 precision runs on the fast engine; the reference engine is fp32 "
+                         "only");
+    const char *isa = NULL;
+    if (!moka_dnnl_bf16_supported(&isa))
+        return moka_errf(err, MOKA_ERR_UNSUPPORTED,
+                         "bf16 precision needs a CPU with AVX512_BF16 or AMX instructions; oneDNN "
+                         "finds %s on this one (use fp32 precision)",
+                         isa);
+    return MOKA_OK;
 }
 
 int moka_ctx_apply_threads(const moka_ctx *ctx)

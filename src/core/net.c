@@ -592,6 +592,7 @@ moka_status moka_net_create_from_node(const moka_pt_node *np, const moka_net_sta
                                       moka_net **out, moka_err *err)
 {
     *out = NULL;
+    MOKA_TRY(moka_ctx_check_precision(ctx, err));
     moka_net_state st = state_in ? *state_in : (moka_net_state){MOKA_TRAIN, 0, 0, NULL};
     /* The file's own `state { level stage }` adds to the caller's, as Caffe's MergeFrom. */
     const moka_pt_node *fs = moka_pt_msg(np, "state");

@@ -6,17 +6,59 @@
  *   top[0]     y  (d_0, ..., d_{axis-1}, N)             N = num_output
  *   weight[0]  W  (N, K), or (K, N) with transpose
  *   weight[1]  b  (N)          only with bias_term
- * The products go to BLAS, which threads them. Reference: Caffe's inner_product_layer.cpp.
+ * The products go to BLAS, which threads them; in bf16 precision to oneDNN's inner product
+ * (src/backend/cpu/dnnl_op.h). Reference: Caffe's inner_product_layer.cpp.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "backend/cpu/blas.h"
+#include "backend/cpu/dnnl_op.h"
 #include "core/layer.h"
+#include "moka/log.h"
 
 typedef struct ip_state {
     int64_t n, k, m; /* num_output, inputs per row, rows */
     bool bias_term, transpose;
+    /* bf16: the oneDNN op for op_shape, built at the first forward pass of a shape (NULL when
+     * oneDNN has no bf16 kernel for it: the layer then computes in fp32, as logged). */
+    moka_dnnl_op *op;
+    moka_dnnl_shape op_shape;
+    bool op_built;
 } ip_state;
+
+static moka_status ensure_op(moka_layer *l, moka_err *err)
+{
+    ip_state *s = l->state;
+    if (l->ctx->engine != MOKA_ENGINE_FAST || l->ctx->precision != MOKA_PRECISION_BF16)
+        return MOKA_OK;
+    moka_dnnl_shape sh;
+    memset(&sh, 0, sizeof sh); /* compared bytewise below */
+    sh.kind = MOKA_DNNL_IP;
+    sh.bf16 = true;
+    sh.bias = s->bias_term;
+    sh.backward_data = l->propagate_down[0];
+    sh.backward_weights = l->weight[0]->grad != NULL;
+    sh.num = s->m;
+    sh.channels = s->k;
+    sh.out_channels = s->n;
+    sh.group = 1;
+    sh.weights_transposed = s->transpose;
+    if (s->op_built && memcmp(&sh, &s->op_shape, sizeof sh) == 0) return MOKA_OK;
+    moka_dnnl_op_free(s->op);
+    s->op = NULL;
+    s->op_shape = sh;
+    s->op_built = true;
+    if (sh.num == 0) return MOKA_OK;
+    moka_err e2;
+    const moka_status rc = moka_dnnl_op_create(&sh, &s->op, &e2);
+    if (rc == MOKA_ERR_UNSUPPORTED) {
+        moka_logf(MOKA_LOG_INFO, "net", "layer '%s': %s; it computes in fp32", l->name, e2.msg);
+        return MOKA_OK;
+    }
+    if (rc != MOKA_OK && err) *err = e2;
+    return rc;
+}
 
 /* Canonical axis of the config's `axis` for x, as Caffe's CanonicalAxisIndex. */
 static moka_status ip_axis(const moka_layer *l, int *axis, moka_err *err)
@@ -91,12 +133,16 @@ static moka_status ip_reshape(moka_layer *l, moka_err *err)
     return moka_tensor_set_shape(y, axis + 1, shape, err);
 }
 
-static moka_status ip_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+static moka_status ip_forward_cpu(moka_layer *l, moka_err *err)
 {
     const ip_state *s = l->state;
     const float *x = l->bottom[0]->data, *w = l->weight[0]->data;
     float *y = l->top[0]->data;
     if (s->m == 0) return MOKA_OK;
+    MOKA_TRY(ensure_op(l, err));
+    if (s->op)
+        return moka_dnnl_op_forward(s->op, x, w, s->bias_term ? l->weight[1]->data : NULL, y,
+                                    err);
     moka_sgemm(false, !s->transpose, s->m, s->n, s->k, 1.0f, x, w, 0.0f, y);
     if (s->bias_term) {
         const float *b = l->weight[1]->data;
@@ -106,22 +152,23 @@ static moka_status ip_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     return MOKA_OK;
 }
 
-static moka_status ip_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+static moka_status ip_backward_cpu(moka_layer *l, moka_err *err)
 {
     const ip_state *s = l->state;
     const float *x = l->bottom[0]->data, *w = l->weight[0]->data, *dy = l->top[0]->grad;
     float *dx = moka_layer_bottom_grad(l, 0), *dw = l->weight[0]->grad;
     float *db = s->bias_term ? l->weight[1]->grad : NULL;
     if (s->m == 0) return MOKA_OK;
+    if (db)
+        for (int64_t i = 0; i < s->m; i++)
+            for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
+    if (s->op) return moka_dnnl_op_backward(s->op, x, w, dy, dx, dw, err);
     if (dw) {
         if (s->transpose)
             moka_sgemm(true, false, s->k, s->n, s->m, 1.0f, x, dy, 1.0f, dw);
         else
             moka_sgemm(true, false, s->n, s->k, s->m, 1.0f, dy, x, 1.0f, dw);
     }
-    if (db)
-        for (int64_t i = 0; i < s->m; i++)
-            for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
     if (dx) moka_sgemm(false, s->transpose, s->m, s->k, s->n, 1.0f, dy, w, 1.0f, dx);
     return MOKA_OK;
 }
@@ -134,12 +181,24 @@ static double ip_flops(const moka_layer *l, bool backward)
     return (l->weight[0]->grad ? one : 0.0) + (moka_layer_bottom_grad(l, 0) ? one : 0.0);
 }
 
-static const char *ip_kernel(const moka_layer *l MOKA_UNUSED) { return "sgemm (oneDNN jit)"; }
+static const char *ip_kernel(const moka_layer *l)
+{
+    const ip_state *s = l->state;
+    if (s->op) return moka_dnnl_op_kernel(s->op);
+    return s->op_built && s->op_shape.bf16 && s->m > 0 ? "sgemm (oneDNN jit), fp32"
+                                                       : "sgemm (oneDNN jit)";
+}
+
+static void ip_destroy(moka_layer *l)
+{
+    ip_state *s = l->state;
+    moka_dnnl_op_free(s->op);
+}
 
 const moka_layer_ops moka_layer_inner_product = {
     .type = "InnerProduct", .param_field = "inner_product_param", .state_size = sizeof(ip_state),
     .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 1,
     .setup = ip_setup, .reshape = ip_reshape,
-    .forward_cpu = ip_forward_cpu, .backward_cpu = ip_backward_cpu,
+    .forward_cpu = ip_forward_cpu, .backward_cpu = ip_backward_cpu, .destroy = ip_destroy,
     .flops = ip_flops, .kernel = ip_kernel,
 };

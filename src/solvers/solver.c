@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "caffe.pb-c.h"
+#include "backend/cpu/dnnl_op.h"
 #include "core/net_internal.h"
 #include "io/caffemodel.h"
 #include "io/prototxt.h"
@@ -311,6 +312,10 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     s->ctx.threads = s->opts.threads;
     s->ctx.cache_dir = s->opts.cache_dir;
     s->ctx.engine = s->opts.engine;
+    s->ctx.precision = s->opts.set_precision ? s->opts.precision
+                       : strcmp(moka_pt_str(s->sp, "precision"), "BF16") == 0
+                           ? MOKA_PRECISION_BF16
+                           : MOKA_PRECISION_FP32;
     s->dist = s->opts.dist;
     s->rank = moka_dist_rank(s->dist);
     s->world = moka_dist_size(s->dist);
@@ -329,6 +334,14 @@ moka_status moka_solver_create(const char *solver_path, const moka_solver_opts *
     if (st) goto fail;
     st = build_nets(s, err);
     if (st) goto fail;
+    if (s->ctx.precision == MOKA_PRECISION_BF16) {
+        const char *isa = "";
+        (void)moka_dnnl_bf16_supported(&isa);
+        moka_logf(MOKA_LOG_INFO, "solver",
+                  "Precision bf16: convolutions and inner products compute on bf16 inputs (oneDNN, "
+                  "%s); weights, biases and the solver stay fp32",
+                  isa);
+    }
     /* Solver slots mirror the net's parameter list; history has the same layout as the block. */
     const int np = moka_net_num_params(s->net);
     const moka_net_param *params = moka_net_params(s->net);

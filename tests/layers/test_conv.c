@@ -1,9 +1,12 @@
 /* tests/layers/test_conv.c -- Convolution against torch conv2d fixtures (tests/ref/gen_conv.py)
  * at several thread counts, against a direct evaluation of the formula on an input large enough
  * to take the one-image-per-GEMM path, finite differences, shared weights over two bottoms,
- * determinism, and the configuration and shape errors. */
+ * determinism, and the configuration and shape errors. The oneDNN path (fp32 with 16-channel
+ * blocks, and bf16) against the formula in double, bf16 against the formula on bf16-rounded
+ * inputs, over odd shapes. */
 #include <omp.h>
 
+#include "backend/cpu/dnnl_op.h"
 #include "harness.h"
 #include "test.h"
 
@@ -329,6 +332,155 @@ static int rejects_changed_or_mismatched_bottoms(void)
     return 0;
 }
 
+/* One convolution of geometry q (bias on, weights gaussian) on the fast engine in fp32 or bf16:
+ * y, dx, dW and db against the formula in double, the bf16 run against the formula on inputs
+ * rounded to bf16 (the products of bf16 numbers are exact in fp32, so only the summation order
+ * differs). `need_dnnl` requires that the oneDNN path ran (its kernel name); a bottom without
+ * gradient (`x_grad` false) is a net's first layer. Then the batch shrinks to 1 image and the
+ * first image's output must be unchanged (the op is rebuilt for the new shape). */
+static int dnnl_case(const geo *q, bool bf16, bool x_grad, bool need_dnnl)
+{
+    moka_err err = {0};
+    moka_harness h;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             CONV("num_output: %lld kernel_h: %lld kernel_w: %lld stride_h: %lld stride_w: %lld "
+                  "pad_h: %lld pad_w: %lld dilation: %lld dilation: %lld group: %lld "
+                  "weight_filler { type: 'gaussian' std: 0.3 } "
+                  "bias_filler { type: 'uniform' min: -1 max: 1 }"),
+             (long long)q->m, (long long)q->kh, (long long)q->kw, (long long)q->sh,
+             (long long)q->sw, (long long)q->ph, (long long)q->pw, (long long)q->dh,
+             (long long)q->dw, (long long)q->g);
+    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 17, &err));
+    h.ctx.precision = bf16 ? MOKA_PRECISION_BF16 : MOKA_PRECISION_FP32;
+    CHECK_OK(moka_harness_add_bottom(&h, MOKA_SHAPE(q->n, q->c, q->h, q->w), NULL, x_grad, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    const int64_t ny = q->n * q->m * q->oh * q->ow, nx = q->n * q->c * q->h * q->w;
+    const int64_t nw = moka_tensor_count(h.weight[0]), P = q->oh * q->ow;
+    CHECK_EQ(moka_tensor_count(h.top[0]), ny);
+    float *dy = calloc((size_t)ny, sizeof *dy), *x = calloc((size_t)nx, sizeof *x);
+    float *w = calloc((size_t)nw, sizeof *w), *dyr = calloc((size_t)ny, sizeof *dyr);
+    double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx);
+    double *dw = calloc((size_t)nw, sizeof *dw), *y32 = calloc((size_t)ny, sizeof *y32);
+    double *scratch_x = calloc((size_t)nx, sizeof *scratch_x);
+    double *scratch_w = calloc((size_t)nw, sizeof *scratch_w);
+    CHECK(dy && x && w && dyr && y && dx && dw && y32 && scratch_x && scratch_w);
+    for (int64_t i = 0; i < ny; i++) dy[i] = (float)((i * 7919 % 201) - 100) / 100.0f;
+    for (int64_t i = 0; i < nx; i++)
+        x[i] = bf16 ? moka_test_bf16_round(h.bottom[0]->data[i]) : h.bottom[0]->data[i];
+    for (int64_t i = 0; i < nw; i++)
+        w[i] = bf16 ? moka_test_bf16_round(h.weight[0]->data[i]) : h.weight[0]->data[i];
+    for (int64_t i = 0; i < ny; i++) dyr[i] = bf16 ? moka_test_bf16_round(dy[i]) : dy[i];
+    direct(q, x, w, dyr, y, dx, dw);
+    /* The unrounded formula, to see that bf16 really rounded. */
+    direct(q, h.bottom[0]->data, h.weight[0]->data, dy, y32, scratch_x, scratch_w);
+    const float *b = h.weight[1]->data;
+    for (int64_t i = 0; i < ny; i++) {
+        y[i] += b[i / P % q->m];
+        y32[i] += b[i / P % q->m];
+    }
+    CHECK_OK(moka_harness_forward(&h, &err));
+    const char *kernel = h.layer->ops->kernel(h.layer);
+    if (need_dnnl) {
+        CHECK_CONTAINS(kernel, "oneDNN");
+        if (bf16) CHECK_CONTAINS(kernel, "bf16");
+    }
+    CHECK(!close_d(h.top[0]->data, y, ny, 1e-4));
+    if (bf16 && strstr(kernel, "bf16")) {
+        double worst = 0;
+        for (int64_t i = 0; i < ny; i++) worst = fmax(worst, fabs(h.top[0]->data[i] - y32[i]));
+        CHECK(worst > 1e-3);
+    }
+    CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy}, &err));
+    if (x_grad) CHECK(!close_d(h.bottom[0]->grad, dx, nx, 1e-4));
+    CHECK(!close_d(h.weight[0]->grad, dw, nw, 1e-3));
+    for (int64_t m = 0; m < q->m; m++) {
+        double db = 0; /* the bias gradient stays fp32: sums of the unrounded dy */
+        for (int64_t n = 0; n < q->n; n++)
+            for (int64_t i = 0; i < P; i++) db += dy[(n * q->m + m) * P + i];
+        CHECK_NEAR(h.weight[1]->grad[m], db, 1e-4 * fmax(1.0, fabs(db)));
+    }
+    /* Backward adds into the gradients: a second pass doubles them. */
+    for (int64_t i = 0; i < nx; i++) dx[i] *= 2;
+    for (int64_t i = 0; i < nw; i++) dw[i] *= 2;
+    CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
+    if (x_grad) CHECK(!close_d(h.bottom[0]->grad, dx, nx, 1e-4));
+    CHECK(!close_d(h.weight[0]->grad, dw, nw, 1e-3));
+    /* A smaller batch: image 0 gives the same output. */
+    h.bottom[0]->shape[0] = 1;
+    CHECK_OK(h.layer->ops->reshape(h.layer, &err));
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK(!close_d(h.top[0]->data, y, q->m * P, 1e-4));
+    h.bottom[0]->shape[0] = q->n;
+    CHECK_OK(h.layer->ops->reshape(h.layer, &err));
+    free(dy);
+    free(x);
+    free(w);
+    free(dyr);
+    free(y);
+    free(dx);
+    free(dw);
+    free(y32);
+    free(scratch_x);
+    free(scratch_w);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
+#define GEO(n_, c_, h_, w_, m_, g_, kh_, kw_, sh_, sw_, ph_, pw_, dh_, dw_)                          \
+    (geo)                                                                                          \
+    {                                                                                              \
+        .n = n_, .c = c_, .h = h_, .w = w_, .m = m_, .g = g_, .kh = kh_, .kw = kw_, .sh = sh_,     \
+        .sw = sw_, .ph = ph_, .pw = pw_, .dh = dh_, .dw = dw_,                                     \
+        .oh = (h_ + 2 * ph_ - (dh_ * (kh_ - 1) + 1)) / sh_ + 1,                                    \
+        .ow = (w_ + 2 * pw_ - (dw_ * (kw_ - 1) + 1)) / sw_ + 1                                     \
+    }
+
+/* Shapes the fp32 fast engine sends to oneDNN (channels per group in 16-blocks, or 1-4 input
+ * channels), and one whose floor-rounded output leaves part of the last window unused. */
+static int dnnl_fp32_matches_formula(void)
+{
+    omp_set_num_threads(2);
+    const geo a = GEO(3, 16, 9, 7, 32, 1, 3, 2, 2, 1, 1, 0, 1, 2);
+    const geo first = GEO(1, 3, 11, 10, 16, 1, 5, 5, 1, 1, 2, 2, 1, 1);
+    const geo grouped = GEO(2, 32, 6, 6, 32, 2, 3, 3, 1, 1, 1, 1, 1, 1);
+    const geo floor = GEO(2, 16, 8, 8, 16, 1, 3, 3, 2, 2, 0, 0, 1, 1);
+    CHECK_EQ(dnnl_case(&a, false, true, true), 0);
+    CHECK_EQ(dnnl_case(&first, false, false, true), 0);
+    CHECK_EQ(dnnl_case(&grouped, false, true, true), 0);
+    CHECK_EQ(dnnl_case(&floor, false, true, false), 0);
+    omp_set_num_threads(1);
+    CHECK_EQ(dnnl_case(&a, false, true, true), 0);
+    omp_set_num_threads(2);
+    return 0;
+}
+
+/* bf16 on every shape (it does not need 16-channel blocks): odd channel counts, batch 1,
+ * non-square kernels, stride, pad, dilation, groups, a first layer. */
+static int dnnl_bf16_matches_rounded_formula(void)
+{
+    if (!moka_dnnl_bf16_supported(NULL)) {
+        printf("skipped: no bf16 instructions on this CPU\n");
+        return 0;
+    }
+    omp_set_num_threads(2);
+    const geo cases[] = {
+        GEO(3, 16, 9, 7, 32, 1, 3, 2, 2, 1, 1, 0, 1, 2),
+        GEO(1, 5, 7, 9, 7, 1, 3, 3, 1, 1, 1, 1, 1, 1),
+        GEO(2, 20, 12, 12, 50, 1, 5, 5, 1, 1, 0, 0, 1, 1),
+        GEO(2, 6, 8, 7, 9, 3, 2, 3, 2, 2, 1, 1, 2, 1),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (dnnl_case(&cases[i], true, true, true)) {
+            fprintf(stderr, "bf16 case %zu\n", i);
+            return 1;
+        }
+    const geo first = GEO(2, 1, 28, 28, 20, 1, 5, 5, 1, 1, 0, 0, 1, 1);
+    CHECK_EQ(dnnl_case(&first, true, false, false), 0);
+    return 0;
+}
+
 MOKA_TEST_MAIN(matches_pytorch, matches_formula_on_large_input, gradients_match_finite_differences,
                two_bottoms_share_weights, deterministic_for_a_thread_count,
-               rejects_bad_configs_and_shapes, rejects_changed_or_mismatched_bottoms)
+               rejects_bad_configs_and_shapes, rejects_changed_or_mismatched_bottoms,
+               dnnl_fp32_matches_formula, dnnl_bf16_matches_rounded_formula)

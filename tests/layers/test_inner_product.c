@@ -1,6 +1,10 @@
 /* tests/layers/test_inner_product.c -- InnerProduct against torch linear fixtures
  * (tests/ref/gen_inner_product.py): flattening from axis 1 and axis 2, transpose, no bias;
- * finite differences; and the configuration and shape errors. */
+ * finite differences; and the configuration and shape errors. bf16 precision against the
+ * formula on bf16-rounded inputs. */
+#include <omp.h>
+
+#include "backend/cpu/dnnl_op.h"
 #include "harness.h"
 #include "test.h"
 
@@ -85,4 +89,92 @@ static int rejects_bad_configs_and_shapes(void)
     return 0;
 }
 
-MOKA_TEST_MAIN(matches_pytorch, gradients_match_finite_differences, rejects_bad_configs_and_shapes)
+/* bf16 precision: y, dx, dW against the formula in double on bf16-rounded x, W and dy (products
+ * of bf16 numbers are exact in fp32), db from the unrounded dy; a second backward doubles the
+ * gradients (they are added into). x is (rows, k) seen through `axis` as the layer does. */
+static int bf16_case(int ndim, const int64_t *shape, int64_t rows, int64_t k, int64_t n,
+                     bool transpose, bool bias)
+{
+    moka_err err = {0};
+    moka_harness h;
+    char cfg[300];
+    snprintf(cfg, sizeof cfg,
+             IP("num_output: %lld transpose: %s bias_term: %s axis: %d "
+                "weight_filler { type: 'gaussian' std: 0.5 } bias_filler { type: 'gaussian' }"),
+             (long long)n, transpose ? "true" : "false", bias ? "true" : "false",
+             ndim == 4 && rows != shape[0] ? 2 : 1);
+    CHECK_OK(moka_harness_init(&h, cfg, MOKA_TRAIN, 23, &err));
+    h.ctx.precision = MOKA_PRECISION_BF16;
+    CHECK_OK(moka_harness_add_bottom(&h, ndim, shape, NULL, true, &err));
+    CHECK_OK(moka_harness_setup(&h, &err));
+    CHECK_EQ(moka_tensor_count(h.top[0]), rows * n);
+    const float *x = h.bottom[0]->data, *w = h.weight[0]->data;
+    double *y = calloc((size_t)(rows * n), sizeof *y), *y32 = calloc((size_t)(rows * n), sizeof *y32);
+    double *dx = calloc((size_t)(rows * k), sizeof *dx), *dw = calloc((size_t)(n * k), sizeof *dw);
+    float *dy = calloc((size_t)(rows * n), sizeof *dy);
+    CHECK(y && y32 && dx && dw && dy);
+    for (int64_t i = 0; i < rows * n; i++) dy[i] = (float)((i * 37 % 19) - 9) / 7.0f;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = bias ? h.weight[1]->data[j] : 0.0, acc32 = acc;
+            const float g = moka_test_bf16_round(dy[r * n + j]);
+            for (int64_t c = 0; c < k; c++) {
+                const int64_t wi = transpose ? c * n + j : j * k + c;
+                const double xr = moka_test_bf16_round(x[r * k + c]);
+                const double wr = moka_test_bf16_round(w[wi]);
+                acc += xr * wr;
+                acc32 += (double)x[r * k + c] * w[wi];
+                dx[r * k + c] += g * wr;
+                dw[wi] += g * xr;
+            }
+            y[r * n + j] = acc;
+            y32[r * n + j] = acc32;
+        }
+    CHECK_OK(moka_harness_forward(&h, &err));
+    CHECK_CONTAINS(h.layer->ops->kernel(h.layer), "oneDNN bf16");
+    double worst = 0;
+    for (int64_t i = 0; i < rows * n; i++) {
+        CHECK_NEAR(h.top[0]->data[i], y[i], 1e-4 * fmax(1.0, fabs(y[i])));
+        worst = fmax(worst, fabs(h.top[0]->data[i] - y32[i]));
+    }
+    CHECK(worst > 1e-3); /* the inputs were rounded */
+    for (int pass = 1; pass <= 2; pass++) {
+        if (pass == 1)
+            CHECK_OK(moka_harness_backward(&h, (const float *const[]){dy}, &err));
+        else
+            CHECK_OK(h.layer->ops->backward_cpu(h.layer, &err));
+        for (int64_t i = 0; i < rows * k; i++)
+            CHECK_NEAR(h.bottom[0]->grad[i], pass * dx[i], 1e-4 * fmax(1.0, fabs(pass * dx[i])));
+        for (int64_t i = 0; i < n * k; i++)
+            CHECK_NEAR(h.weight[0]->grad[i], pass * dw[i], 1e-4 * fmax(1.0, fabs(pass * dw[i])));
+        for (int64_t j = 0; bias && j < n; j++) {
+            double db = 0;
+            for (int64_t r = 0; r < rows; r++) db += dy[r * n + j];
+            CHECK_NEAR(h.weight[1]->grad[j], pass * db, 1e-5 * fmax(1.0, fabs(db)));
+        }
+    }
+    free(y);
+    free(y32);
+    free(dx);
+    free(dw);
+    free(dy);
+    moka_harness_deinit(&h);
+    return 0;
+}
+
+static int bf16_matches_rounded_formula(void)
+{
+    if (!moka_dnnl_bf16_supported(NULL)) {
+        printf("skipped: no bf16 instructions on this CPU\n");
+        return 0;
+    }
+    omp_set_num_threads(2);
+    CHECK_EQ(bf16_case(MOKA_SHAPE(3, 37), 3, 37, 5, false, true), 0);
+    CHECK_EQ(bf16_case(MOKA_SHAPE(1, 20), 1, 20, 16, true, false), 0);
+    CHECK_EQ(bf16_case(MOKA_SHAPE(2, 3, 4, 5), 2, 60, 7, false, true), 0);
+    CHECK_EQ(bf16_case(MOKA_SHAPE(2, 3, 4, 5), 6, 20, 9, true, true), 0); /* axis 2 */
+    return 0;
+}
+
+MOKA_TEST_MAIN(matches_pytorch, gradients_match_finite_differences, rejects_bad_configs_and_shapes,
+               bf16_matches_rounded_formula)

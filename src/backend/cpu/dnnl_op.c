@@ -1,0 +1,465 @@
+/* src/backend/cpu/dnnl_op.c -- convolution and inner product through oneDNN primitives (see
+ * dnnl_op.h). oneDNN 2.6 C API: an operation descriptor per pass, a primitive descriptor that
+ * picks the implementation and the memory layouts, then the primitive; "edges" move data between
+ * moka's plain fp32 tensors and the layouts (and data types) a primitive wants.
+ */
+#include "backend/cpu/dnnl_op.h"
+
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One engine and stream for the process (oneDNN's CPU engine is stateless and thread-safe). */
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+static dnnl_status_t g_init_status = dnnl_success;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init_engine(void)
+{
+    g_init_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    if (g_init_status == dnnl_success)
+        g_init_status = dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags);
+}
+
+static moka_status dnnl_fail(moka_err *err, dnnl_status_t st, const char *what)
+{
+    if (st == dnnl_out_of_memory)
+        return moka_errf(err, MOKA_ERR_NOMEM, "oneDNN: out of memory (%s)", what);
+    return moka_errf(err, MOKA_ERR_BACKEND, "oneDNN: %s failed (status %d)", what, (int)st);
+}
+
+#define DNNL_TRY(call, what)                                                                       \
+    do {                                                                                           \
+        const dnnl_status_t st_ = (call);                                                          \
+        if (st_ != dnnl_success) return dnnl_fail(err, st_, what);                                 \
+    } while (0)
+
+bool moka_dnnl_bf16_supported(const char **isa)
+{
+    const dnnl_cpu_isa_t got = dnnl_get_effective_cpu_isa();
+    static const struct {
+        dnnl_cpu_isa_t isa;
+        const char *name;
+    } names[] = {
+        {dnnl_cpu_isa_avx512_core_amx, "avx512_core_amx"},
+        {dnnl_cpu_isa_avx512_core_bf16, "avx512_core_bf16"},
+        {dnnl_cpu_isa_avx512_core_vnni, "avx512_core_vnni"},
+        {dnnl_cpu_isa_avx512_core, "avx512_core"},
+        {dnnl_cpu_isa_avx2, "avx2"},
+        {dnnl_cpu_isa_avx, "avx"},
+        {dnnl_cpu_isa_sse41, "sse41"},
+    };
+    const char *name = "no SIMD";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (((unsigned)got & (unsigned)names[i].isa) == (unsigned)names[i].isa) {
+            name = names[i].name;
+            break;
+        }
+    if (isa) *isa = name;
+    return ((unsigned)got & (unsigned)dnnl_cpu_isa_avx512_core_bf16) ==
+           (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+}
+
+/* ---- edges: a user (moka) buffer and the primitive's view of it ---- */
+
+typedef struct edge {
+    dnnl_memory_t user;  /* moka's buffer; its handle is set per call */
+    dnnl_memory_t inner; /* what the primitive reads or writes (== user when direct) */
+    dnnl_primitive_t
+        reorder; /* user -> inner (inputs) or inner -> user (outputs); NULL if direct */
+} edge;
+
+static void edge_free(edge *e)
+{
+    if (e->reorder) dnnl_primitive_destroy(e->reorder);
+    if (e->inner && e->inner != e->user) dnnl_memory_destroy(e->inner);
+    if (e->user) dnnl_memory_destroy(e->user);
+    memset(e, 0, sizeof *e);
+}
+
+/* An input edge: the primitive reads `want`; moka passes `user_md`. Shares `share`'s inner
+ * buffer when it has the same layout (the same tensor converted once serves two passes). */
+static moka_status edge_in(edge *e, const dnnl_memory_desc_t *user_md,
+                           const dnnl_memory_desc_t *want, moka_err *err)
+{
+    DNNL_TRY(dnnl_memory_create(&e->user, user_md, g_engine, DNNL_MEMORY_NONE), "memory");
+    if (dnnl_memory_desc_equal(user_md, want)) {
+        e->inner = e->user;
+        return MOKA_OK;
+    }
+    DNNL_TRY(dnnl_memory_create(&e->inner, want, g_engine, DNNL_MEMORY_ALLOCATE), "memory");
+    dnnl_primitive_desc_t pd;
+    DNNL_TRY(dnnl_reorder_primitive_desc_create(&pd, user_md, g_engine, want, g_engine, NULL),
+             "reorder");
+    const dnnl_status_t st = dnnl_primitive_create(&e->reorder, pd);
+    dnnl_primitive_desc_destroy(pd);
+    DNNL_TRY(st, "reorder");
+    return MOKA_OK;
+}
+
+/* An output edge: the primitive writes `have`; moka's buffer (`user_md`) is written, or added
+ * into when `add` (then always through a reorder with a sum post-op). */
+static moka_status edge_out(edge *e, const dnnl_memory_desc_t *have,
+                            const dnnl_memory_desc_t *user_md, bool add, moka_err *err)
+{
+    DNNL_TRY(dnnl_memory_create(&e->user, user_md, g_engine, DNNL_MEMORY_NONE), "memory");
+    if (!add && dnnl_memory_desc_equal(user_md, have)) {
+        e->inner = e->user;
+        return MOKA_OK;
+    }
+    DNNL_TRY(dnnl_memory_create(&e->inner, have, g_engine, DNNL_MEMORY_ALLOCATE), "memory");
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success && add) {
+        st = dnnl_post_ops_create(&po);
+        if (st == dnnl_success) st = dnnl_post_ops_append_sum(po, 1.0f);
+        if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&pd, have, g_engine, user_md, g_engine, attr);
+    if (st == dnnl_success) st = dnnl_primitive_create(&e->reorder, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    DNNL_TRY(st, "reorder");
+    return MOKA_OK;
+}
+
+/* Points the edge at moka's buffer and, for an input, converts it. */
+static moka_status edge_load(edge *e, const float *p, moka_err *err)
+{
+    DNNL_TRY(dnnl_memory_set_data_handle(e->user, (void *)p), "set handle");
+    if (e->reorder) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->user}, {DNNL_ARG_TO, e->inner}};
+        DNNL_TRY(dnnl_primitive_execute(e->reorder, g_stream, 2, a), "reorder");
+    }
+    return MOKA_OK;
+}
+
+/* After the primitive ran: converts (or adds) its result into moka's buffer. */
+static moka_status edge_store(edge *e, float *p, moka_err *err)
+{
+    DNNL_TRY(dnnl_memory_set_data_handle(e->user, p), "set handle");
+    if (e->reorder) {
+        dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->inner}, {DNNL_ARG_TO, e->user}};
+        DNNL_TRY(dnnl_primitive_execute(e->reorder, g_stream, 2, a), "reorder");
+    }
+    return MOKA_OK;
+}
+
+/* ---- the op ---- */
+
+enum { FWD, BWD_D, BWD_W, NPASS };
+
+struct moka_dnnl_op {
+    moka_dnnl_shape s;
+    dnnl_primitive_t prim[NPASS];
+    /* forward: x, W, b -> y;  backward data: dy, W -> dx;  backward weights: x, dy -> dW */
+    edge f_x, f_w, f_b, f_y;
+    edge d_dy, d_w, d_dx;
+    edge w_x, w_dy, w_dw;
+    bool share_dy; /* backward-weights reads dy in backward-data's layout: convert it once */
+    char kernel[160];
+};
+
+static void op_release(moka_dnnl_op *op)
+{
+    for (int p = 0; p < NPASS; p++)
+        if (op->prim[p]) dnnl_primitive_destroy(op->prim[p]);
+    edge *edges[] = {&op->f_x, &op->f_w,  &op->f_b, &op->f_y,  &op->d_dy,
+                     &op->d_w, &op->d_dx, &op->w_x, &op->w_dy, &op->w_dw};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) edge_free(edges[i]);
+}
+
+void moka_dnnl_op_free(moka_dnnl_op *op)
+{
+    if (!op) return;
+    op_release(op);
+    free(op);
+}
+
+/* The user (moka) descriptors: x, W, b, y in plain fp32. */
+typedef struct user_mds {
+    dnnl_memory_desc_t x, w, b, y;
+} user_mds;
+
+static moka_status init_user_mds(const moka_dnnl_shape *s, user_mds *u, moka_err *err)
+{
+    const dnnl_dims_t bd = {s->out_channels};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->b, 1, bd, dnnl_f32, dnnl_x), "memory desc");
+    if (s->kind == MOKA_DNNL_IP) {
+        const dnnl_dims_t xd = {s->num, s->channels}, yd = {s->num, s->out_channels};
+        const dnnl_dims_t wd = {s->out_channels, s->channels};
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->x, 2, xd, dnnl_f32, dnnl_nc), "memory desc");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->y, 2, yd, dnnl_f32, dnnl_nc), "memory desc");
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->w, 2, wd, dnnl_f32,
+                                              s->weights_transposed ? dnnl_io : dnnl_oi),
+                 "memory desc");
+        return MOKA_OK;
+    }
+    const dnnl_dims_t xd = {s->num, s->channels, s->height, s->width};
+    const dnnl_dims_t yd = {s->num, s->out_channels, s->out_h, s->out_w};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->x, 4, xd, dnnl_f32, dnnl_nchw), "memory desc");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->y, 4, yd, dnnl_f32, dnnl_nchw), "memory desc");
+    const int64_t G = s->group;
+    if (G == 1) {
+        const dnnl_dims_t wd = {s->out_channels, s->channels, s->kernel_h, s->kernel_w};
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->w, 4, wd, dnnl_f32, dnnl_oihw), "memory desc");
+    } else {
+        const dnnl_dims_t wd = {G, s->out_channels / G, s->channels / G, s->kernel_h, s->kernel_w};
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&u->w, 5, wd, dnnl_f32, dnnl_goihw), "memory desc");
+    }
+    return MOKA_OK;
+}
+
+/* The descriptors handed to oneDNN: the same dims with layout `act` for activations ("any" or
+ * nhwc) and "any" for weights; data types by precision and role. */
+typedef struct prim_mds {
+    dnnl_memory_desc_t x, w, b, y;
+} prim_mds;
+
+static moka_status init_prim_mds(const moka_dnnl_shape *s, const user_mds *u, bool nhwc,
+                                 dnnl_data_type_t in_dt, dnnl_data_type_t w_dt,
+                                 dnnl_data_type_t out_dt, prim_mds *m, moka_err *err)
+{
+    const dnnl_format_tag_t act =
+        s->kind == MOKA_DNNL_CONV && nhwc ? dnnl_nhwc : dnnl_format_tag_any;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&m->x, u->x.ndims, u->x.dims, in_dt, act), "memory desc");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&m->y, u->y.ndims, u->y.dims, out_dt, act),
+             "memory desc");
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&m->w, u->w.ndims, u->w.dims, w_dt, dnnl_format_tag_any),
+             "memory desc");
+    m->b = u->b;
+    return MOKA_OK;
+}
+
+/* Creates the primitive descriptor of one pass; dnnl_unimplemented comes back as is. */
+static dnnl_status_t make_pd(const moka_dnnl_shape *s, int pass, const prim_mds *m,
+                             const_dnnl_primitive_desc_t hint, dnnl_primitive_desc_t *pd)
+{
+    if (s->kind == MOKA_DNNL_IP) {
+        dnnl_inner_product_desc_t d;
+        dnnl_status_t st;
+        if (pass == FWD)
+            st = dnnl_inner_product_forward_desc_init(&d, dnnl_forward_training, &m->x, &m->w,
+                                                      s->bias ? &m->b : NULL, &m->y);
+        else if (pass == BWD_D)
+            st = dnnl_inner_product_backward_data_desc_init(&d, &m->x, &m->w, &m->y);
+        else
+            st = dnnl_inner_product_backward_weights_desc_init(&d, &m->x, &m->w, NULL, &m->y);
+        if (st != dnnl_success) return st;
+        return dnnl_primitive_desc_create(pd, &d, NULL, g_engine, hint);
+    }
+    const int64_t ext_h = s->dilation_h * (s->kernel_h - 1) + 1;
+    const int64_t ext_w = s->dilation_w * (s->kernel_w - 1) + 1;
+    const dnnl_dims_t strides = {s->stride_h, s->stride_w};
+    const dnnl_dims_t dil = {s->dilation_h - 1, s->dilation_w - 1};
+    const dnnl_dims_t pl = {s->pad_h, s->pad_w};
+    /* Caffe rounds the output size down: the right/bottom padding actually used. */
+    const dnnl_dims_t pr = {(s->out_h - 1) * s->stride_h + ext_h - s->height - s->pad_h,
+                            (s->out_w - 1) * s->stride_w + ext_w - s->width - s->pad_w};
+    dnnl_convolution_desc_t d;
+    dnnl_status_t st;
+    if (pass == FWD)
+        st = dnnl_dilated_convolution_forward_desc_init(
+            &d, dnnl_forward_training, dnnl_convolution_direct, &m->x, &m->w,
+            s->bias ? &m->b : NULL, &m->y, strides, dil, pl, pr);
+    else if (pass == BWD_D)
+        st = dnnl_dilated_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &m->x,
+                                                              &m->w, &m->y, strides, dil, pl, pr);
+    else
+        st = dnnl_dilated_convolution_backward_weights_desc_init(
+            &d, dnnl_convolution_direct, &m->x, &m->w, NULL, &m->y, strides, dil, pl, pr);
+    if (st != dnnl_success) return st;
+    return dnnl_primitive_desc_create(pd, &d, NULL, g_engine, hint);
+}
+
+/* Whether an implementation is one moka wants: never oneDNN's reference loops; its GEMM-based
+ * convolution (im2col + GEMM) only when `gemm_ok` (in fp32 moka's own engine matches it). */
+static bool fast_impl(const moka_dnnl_shape *s, const char *impl, bool gemm_ok)
+{
+    if (!impl || strstr(impl, "ref")) return false;
+    if (!gemm_ok && s->kind == MOKA_DNNL_CONV && strstr(impl, "gemm") && !strstr(impl, "brg"))
+        return false;
+    return true;
+}
+
+static const dnnl_memory_desc_t *md_of(const_dnnl_primitive_desc_t pd, int arg)
+{
+    return dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+}
+
+/* Builds every pass with activations in layout `nhwc` (or "any"). MOKA_ERR_UNSUPPORTED when a
+ * pass has no fast implementation; `why` then says which. */
+static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, size_t why_len,
+                         moka_err *err)
+{
+    const moka_dnnl_shape *s = &op->s;
+    const dnnl_data_type_t lo = s->bf16 ? dnnl_bf16 : dnnl_f32;
+    user_mds u;
+    MOKA_TRY(init_user_mds(s, &u, err));
+    /* fwd: x, W in `lo`, y f32;  bwd data: dy, W in `lo`, dx f32;  bwd weights: x, dy in `lo`,
+     * dW f32. */
+    prim_mds mf, md, mw;
+    MOKA_TRY(init_prim_mds(s, &u, nhwc, lo, lo, dnnl_f32, &mf, err));
+    MOKA_TRY(init_prim_mds(s, &u, nhwc, dnnl_f32, lo, lo, &md, err));
+    MOKA_TRY(init_prim_mds(s, &u, nhwc, lo, dnnl_f32, lo, &mw, err));
+    const prim_mds *mds[NPASS] = {&mf, &md, &mw};
+    static const char *pass_name[NPASS] = {"forward", "backward-data", "backward-weights"};
+
+    dnnl_primitive_desc_t pd[NPASS] = {NULL, NULL, NULL};
+    const char *impl[NPASS] = {NULL, NULL, NULL};
+    moka_status rc = MOKA_OK;
+    for (int p = 0; p < NPASS && rc == MOKA_OK; p++) {
+        if ((p == BWD_D && !s->backward_data) || (p == BWD_W && !s->backward_weights)) continue;
+        const dnnl_status_t st = make_pd(s, p, mds[p], p == FWD ? NULL : pd[FWD], &pd[p]);
+        if (st == dnnl_success)
+            (void)dnnl_primitive_desc_query(pd[p], dnnl_query_impl_info_str, 0, &impl[p]);
+        if (st == dnnl_unimplemented || st == dnnl_invalid_arguments ||
+            (st == dnnl_success && !fast_impl(s, impl[p], gemm_ok))) {
+            snprintf(why, why_len, "%s: %s", pass_name[p],
+                     st == dnnl_success ? impl[p] : "no implementation");
+            rc = MOKA_ERR_UNSUPPORTED;
+        } else if (st != dnnl_success) {
+            rc = dnnl_fail(err, st, "primitive descriptor");
+        }
+    }
+    for (int p = 0; p < NPASS && rc == MOKA_OK; p++) {
+        if (!pd[p]) continue;
+        const dnnl_status_t st = dnnl_primitive_create(&op->prim[p], pd[p]);
+        if (st != dnnl_success) rc = dnnl_fail(err, st, "primitive");
+    }
+    /* Edges. The backward passes take dy in their own layouts; x is converted again for the
+     * weight gradient (the forward's copy would have to live until backward for every bottom). */
+    if (rc == MOKA_OK) rc = edge_in(&op->f_x, &u.x, md_of(pd[FWD], DNNL_ARG_SRC), err);
+    if (rc == MOKA_OK) rc = edge_in(&op->f_w, &u.w, md_of(pd[FWD], DNNL_ARG_WEIGHTS), err);
+    if (rc == MOKA_OK && s->bias) rc = edge_in(&op->f_b, &u.b, md_of(pd[FWD], DNNL_ARG_BIAS), err);
+    if (rc == MOKA_OK) rc = edge_out(&op->f_y, md_of(pd[FWD], DNNL_ARG_DST), &u.y, false, err);
+    if (rc == MOKA_OK && pd[BWD_D]) {
+        rc = edge_in(&op->d_dy, &u.y, md_of(pd[BWD_D], DNNL_ARG_DIFF_DST), err);
+        if (rc == MOKA_OK) rc = edge_in(&op->d_w, &u.w, md_of(pd[BWD_D], DNNL_ARG_WEIGHTS), err);
+        if (rc == MOKA_OK)
+            rc = edge_out(&op->d_dx, md_of(pd[BWD_D], DNNL_ARG_DIFF_SRC), &u.x, true, err);
+    }
+    if (rc == MOKA_OK && pd[BWD_W]) {
+        rc = edge_in(&op->w_x, &u.x, md_of(pd[BWD_W], DNNL_ARG_SRC), err);
+        if (rc == MOKA_OK) rc = edge_in(&op->w_dy, &u.y, md_of(pd[BWD_W], DNNL_ARG_DIFF_DST), err);
+        if (rc == MOKA_OK)
+            rc = edge_out(&op->w_dw, md_of(pd[BWD_W], DNNL_ARG_DIFF_WEIGHTS), &u.w, true, err);
+    }
+    if (rc == MOKA_OK && pd[BWD_D] && pd[BWD_W])
+        op->share_dy = dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
+                                              md_of(pd[BWD_W], DNNL_ARG_DIFF_DST));
+    if (rc == MOKA_OK) {
+        /* "oneDNN [bf16] fwd-impl[ / other impls]": each distinct implementation once. */
+        int len = snprintf(op->kernel, sizeof op->kernel, "oneDNN%s %s", s->bf16 ? " bf16" : "",
+                           impl[FWD]);
+        for (int p = BWD_D; p < NPASS; p++) {
+            bool seen = !impl[p];
+            for (int q = 0; q < p && !seen; q++) seen = impl[q] && strcmp(impl[q], impl[p]) == 0;
+            if (!seen && len > 0 && (size_t)len < sizeof op->kernel)
+                len +=
+                    snprintf(op->kernel + len, sizeof op->kernel - (size_t)len, " / %s", impl[p]);
+        }
+    }
+    for (int p = 0; p < NPASS; p++)
+        if (pd[p]) dnnl_primitive_desc_destroy(pd[p]);
+    return rc;
+}
+
+moka_status moka_dnnl_op_create(const moka_dnnl_shape *s, moka_dnnl_op **out, moka_err *err)
+{
+    *out = NULL;
+    pthread_once(&g_once, init_engine);
+    if (g_init_status != dnnl_success) return dnnl_fail(err, g_init_status, "CPU engine");
+    if (s->bf16 && !moka_dnnl_bf16_supported(NULL))
+        return moka_errf(err, MOKA_ERR_UNSUPPORTED, "bf16 needs a CPU with AVX512_BF16 or AMX");
+    moka_dnnl_op *op = calloc(1, sizeof *op);
+    if (!op) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
+    op->s = *s;
+    char why[200] = "";
+    /* oneDNN's preferred (blocked) layouts first; when one pass then only has a GEMM-based
+     * implementation (e.g. bf16 weight gradients of a one-channel input), channels-last; in bf16
+     * at last GEMM-based passes too (they still compute in bf16; shapes such as two channels per
+     * group have nothing else). */
+    moka_status rc = build(op, false, false, why, sizeof why, err);
+    for (int attempt = 1; attempt <= 2 && rc == MOKA_ERR_UNSUPPORTED; attempt++) {
+        if (s->kind != MOKA_DNNL_CONV || (attempt == 2 && !s->bf16)) break;
+        op_release(op);
+        memset(op->prim, 0, sizeof op->prim);
+        op->share_dy = false;
+        rc = build(op, attempt == 1, attempt == 2, why, sizeof why, err);
+    }
+    if (rc == MOKA_ERR_UNSUPPORTED)
+        rc = moka_errf(err, MOKA_ERR_UNSUPPORTED, "oneDNN has no fast %s%s here (%s)",
+                       s->kind == MOKA_DNNL_CONV ? "convolution" : "inner product",
+                       s->bf16 ? " in bf16" : "", why);
+    if (rc != MOKA_OK) {
+        moka_dnnl_op_free(op);
+        return rc;
+    }
+    *out = op;
+    return MOKA_OK;
+}
+
+static moka_status run(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *args, moka_err *err)
+{
+    DNNL_TRY(dnnl_primitive_execute(prim, g_stream, nargs, args), "primitive");
+    return MOKA_OK;
+}
+
+moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *w, const float *b,
+                                 float *y, moka_err *err)
+{
+    MOKA_TRY(edge_load(&op->f_x, x, err));
+    MOKA_TRY(edge_load(&op->f_w, w, err));
+    /* The forward writes y's inner buffer; for a direct edge that is y itself. */
+    DNNL_TRY(dnnl_memory_set_data_handle(op->f_y.user, y), "set handle");
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, op->f_x.inner},
+                            {DNNL_ARG_WEIGHTS, op->f_w.inner},
+                            {DNNL_ARG_DST, op->f_y.inner},
+                            {DNNL_ARG_BIAS, NULL}};
+    int n = 3;
+    if (op->s.bias) {
+        MOKA_TRY(edge_load(&op->f_b, b, err));
+        a[n++].memory = op->f_b.inner;
+    }
+    MOKA_TRY(run(op->prim[FWD], n, a, err));
+    return edge_store(&op->f_y, y, err);
+}
+
+moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
+                                  float *dx, float *dw, moka_err *err)
+{
+    if (dx && !op->prim[BWD_D])
+        return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to data was not built");
+    if (dx) {
+        MOKA_TRY(edge_load(&op->d_dy, dy, err));
+        MOKA_TRY(edge_load(&op->d_w, w, err));
+        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, op->d_dy.inner},
+                                      {DNNL_ARG_WEIGHTS, op->d_w.inner},
+                                      {DNNL_ARG_DIFF_SRC, op->d_dx.inner}};
+        MOKA_TRY(run(op->prim[BWD_D], 3, a, err));
+        MOKA_TRY(edge_store(&op->d_dx, dx, err));
+    }
+    if (dw && !op->prim[BWD_W])
+        return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to weights was not built");
+    if (dw) {
+        MOKA_TRY(edge_load(&op->w_x, x, err));
+        const bool shared = dx && op->share_dy;
+        if (!shared) MOKA_TRY(edge_load(&op->w_dy, dy, err));
+        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, op->w_x.inner},
+                                      {DNNL_ARG_DIFF_DST, shared ? op->d_dy.inner : op->w_dy.inner},
+                                      {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};
+        MOKA_TRY(run(op->prim[BWD_W], 3, a, err));
+        MOKA_TRY(edge_store(&op->w_dw, dw, err));
+    }
+    return MOKA_OK;
+}
+
+const char *moka_dnnl_op_kernel(const moka_dnnl_op *op) { return op->kernel; }
