@@ -27,7 +27,7 @@ static moka_status absval_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float *x = l->bottom[0]->data;
     float *y = l->top[0]->data;
     const int64_t n = moka_tensor_count(l->bottom[0]);
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
     return MOKA_OK;
 }
@@ -38,7 +38,7 @@ static moka_status absval_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     if (!dx) return MOKA_OK;
     const float *x = l->bottom[0]->data, *dy = l->top[0]->grad;
     const int64_t n = moka_tensor_count(l->bottom[0]);
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float sign = (float)((x[i] > 0.0f) - (x[i] < 0.0f));
         dx[i] += sign * dy[i];

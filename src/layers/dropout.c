@@ -89,13 +89,13 @@ static moka_status dropout_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED
     const float *dy = l->top[0]->grad;
     const int64_t n = moka_tensor_count(l->bottom[0]);
     if (l->phase != MOKA_TRAIN) {
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
         return MOKA_OK;
     }
     const uint8_t *mask = s->mask;
     const float scale = s->scale;
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (float)mask[i] * scale;
     return MOKA_OK;
 }

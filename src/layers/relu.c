@@ -52,7 +52,7 @@ static moka_status relu_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const int64_t n = moka_tensor_count(l->bottom[0]);
     const float slope = s->slope;
     if (l->in_place && slope < 0.0f) memcpy(s->x_copy, x, (size_t)n * sizeof *x);
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
     return MOKA_OK;
 }
@@ -69,7 +69,7 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const float *dy = l->top[0]->grad;
     const int64_t n = moka_tensor_count(l->bottom[0]);
     const float slope = s->slope;
-#pragma omp parallel for if (n >= PAR_MIN) schedule(static)
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
     return MOKA_OK;
 }
