@@ -411,18 +411,27 @@ typedef struct conv_state {
     char why[sizeof(moka_err){0}.msg];
 } conv_state;
 
-/* Whether the fast engine hands this convolution to oneDNN. In bf16 always. In fp32 when both
- * channel counts per group fill 16-wide blocks (a first layer's 1 to 4 input channels count as
- * filling): measured on 2 AVX-512 cores, oneDNN's blocked direct kernels with the conversions at
- * the layer's edges against im2col + GEMM, forward + both backward passes: cifar10_quick's
- * 3->32, 32->32 and 32->64 convolutions (batch 100) 4.7 / 7.8 / 4.5 ms against 9.8 / 18.5 / 9.7;
- * LeNet's 1->20 and 20->50, whose 20 and 50 channels pad to 32 and 64, were slower. */
+/* Whether a convolution's channels per group fill oneDNN's 16-wide blocks (a first layer's 1 to
+ * 4 input channels count as filling). */
+static bool fills_blocks(const conv_state *s)
+{
+    const int64_t ic = s->channels / s->p.group, oc = s->p.num_output / s->p.group;
+    return oc % 16 == 0 && (ic % 16 == 0 || ic <= 4);
+}
+
+/* Whether the fast engine hands this convolution to oneDNN: in bf16 always; in fp32 unless it is
+ * a first layer (1 to 4 input channels) whose outputs do not fill 16-wide blocks. Channels that
+ * fill the blocks run in oneDNN's blocked layouts, the others channels-last. Measured on 2
+ * AVX-512 cores, forward + both backward passes, with the conversions at the layer's edges,
+ * against im2col + GEMM: cifar10_quick's 3->32, 32->32 and 32->64 convolutions (batch 100)
+ * 4.7 / 7.8 / 4.5 ms against 9.8 / 18.5 / 9.7 (blocked; channels-last 5.0 / 8.3 / 3.6);
+ * LeNet's 20->50 (batch 64) 2.1 against 2.5 ms (channels-last; blocked 3.3); LeNet's 1->20
+ * 0.8 (channels-last) and 0.7 ms (blocked) against 0.6. */
 static bool use_dnnl(const moka_layer *l, const conv_state *s)
 {
     if (l->ctx->engine != MOKA_ENGINE_FAST) return false;
     if (l->ctx->precision == MOKA_PRECISION_BF16) return true;
-    const int64_t ic = s->channels / s->p.group, oc = s->p.num_output / s->p.group;
-    return oc % 16 == 0 && (ic % 16 == 0 || ic <= 4);
+    return fills_blocks(s) || s->channels / s->p.group > 4;
 }
 
 /* Builds (or rebuilds, after a reshape) the oneDNN op. A shape oneDNN cannot run fast stays on
@@ -441,6 +450,7 @@ static moka_status ensure_op(moka_layer *l, moka_err *err)
     sh.backward_data = false;
     for (int i = 0; i < l->num_bottom; i++) sh.backward_data |= l->propagate_down[i];
     sh.backward_weights = l->weight[0]->grad != NULL;
+    sh.prefer_nhwc = !fills_blocks(s);
     sh.num = e->num;
     sh.channels = s->channels;
     sh.out_channels = p->num_output;

@@ -2,7 +2,11 @@
 # --engine=fast (the default: fast pooling kernels, the fused solver step) and
 # --engine=reference (the plain loops) train bit-identical weights and solver history: LeNet
 # with MAX and AVE pooling, SGD with momentum, L2 and L1 weight decay, iter_size 2, 20
-# iterations; and `moka test` prints the same scores. Also: a bad --engine is a usage error.
+# iterations; and `moka test` prints the same scores. conv2 is split into 5 groups of 4 input
+# channels so that the fast engine keeps it on im2col + GEMM like the reference (oneDNN's direct
+# convolutions sum in another order; tests/layers/test_conv.c checks them against the formula);
+# with LeNet's own conv2 on oneDNN the test scores agree to 1e-5. Also: a bad --engine is a usage
+# error.
 #   usage: test_engines.sh MOKA SOURCE_DIR
 set -u
 moka=$1
@@ -26,7 +30,7 @@ layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
   convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
 layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
-  convolution_param { num_output: 50 kernel_size: 5 weight_filler { type: "xavier" } } }
+  convolution_param { num_output: 50 kernel_size: 5 group: 5 weight_filler { type: "xavier" } } }
 layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: AVE kernel_size: 3 stride: 2 } }
 layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1"
   inner_product_param { num_output: 100 weight_filler { type: "xavier" } } }
@@ -75,6 +79,17 @@ if [ -s test_fast.txt ] && cmp -s test_fast.txt test_reference.txt; then
     ok "moka test: same scores with both engines ($(tr '\n' ' ' <test_fast.txt))"
 else
     bad "moka test scores differ: $(cat test_fast.txt) vs $(cat test_reference.txt)"
+fi
+sed 's/ group: 5//' net.prototxt >net_dnnl.prototxt
+for e in fast reference; do
+    "$moka" test --model=net_dnnl.prototxt --iterations=5 --engine=$e 2>&1 |
+        sed -n 's/.*\] loss = \([0-9.e+-]*\).*/\1/p' >"dnnl_$e.txt"
+done
+if [ -s dnnl_fast.txt ] && awk -v a="$(cat dnnl_fast.txt)" -v b="$(cat dnnl_reference.txt)" \
+    'BEGIN { d = a - b; if (d < 0) d = -d; exit !(b > 0 && d <= 1e-5 * b) }'; then
+    ok "moka test with conv2 on oneDNN: loss $(cat dnnl_fast.txt), reference $(cat dnnl_reference.txt)"
+else
+    bad "moka test with conv2 on oneDNN: loss $(cat dnnl_fast.txt) vs $(cat dnnl_reference.txt)"
 fi
 out=$("$moka" train --solver=fastL2/solver.prototxt --engine=gpu 2>&1)
 rc=$?

@@ -383,17 +383,18 @@ moka_status moka_dnnl_op_create(const moka_dnnl_shape *s, moka_dnnl_op **out, mo
     if (!op) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     op->s = *s;
     char why[200] = "";
-    /* oneDNN's preferred (blocked) layouts first; when one pass then only has a GEMM-based
-     * implementation (e.g. bf16 weight gradients of a one-channel input), channels-last; in bf16
-     * at last GEMM-based passes too (they still compute in bf16; shapes such as two channels per
-     * group have nothing else). */
-    moka_status rc = build(op, false, false, why, sizeof why, err);
+    /* oneDNN's preferred (blocked) layouts first, or channels-last when asked; when one pass
+     * then only has a GEMM-based implementation (e.g. bf16 weight gradients of a one-channel
+     * input), the other; in bf16 at last GEMM-based passes too (they still compute in bf16;
+     * shapes such as two channels per group have nothing else). */
+    const bool first_nhwc = s->kind == MOKA_DNNL_CONV && s->prefer_nhwc;
+    moka_status rc = build(op, first_nhwc, false, why, sizeof why, err);
     for (int attempt = 1; attempt <= 2 && rc == MOKA_ERR_UNSUPPORTED; attempt++) {
         if (s->kind != MOKA_DNNL_CONV || (attempt == 2 && !s->bf16)) break;
         op_release(op);
         memset(op->prim, 0, sizeof op->prim);
         op->share_dy = false;
-        rc = build(op, attempt == 1, attempt == 2, why, sizeof why, err);
+        rc = build(op, attempt == 1 ? !first_nhwc : first_nhwc, attempt == 2, why, sizeof why, err);
     }
     if (rc == MOKA_ERR_UNSUPPORTED)
         rc = moka_errf(err, MOKA_ERR_UNSUPPORTED, "oneDNN has no fast %s%s here (%s)",

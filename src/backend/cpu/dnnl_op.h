@@ -32,6 +32,9 @@ typedef struct moka_dnnl_shape {
     bool bias;             /* forward adds b (out_channels) */
     bool backward_data;    /* build the backward-to-data pass (not for a net's first layer) */
     bool backward_weights; /* build the backward-to-weights pass (not for inference) */
+    /* Convolution: try channels-last (nhwc) activations before oneDNN's blocked layouts (better
+     * when the channel counts do not fill 16-wide blocks). */
+    bool prefer_nhwc;
     /* Convolution: x (num, channels, height, width), W (out_channels, channels / group, kernel_h,
      * kernel_w), y (num, out_channels, out_h, out_w), with Caffe's pad/stride/dilation.
      * Inner product: x (num, channels), y (num, out_channels), W (out_channels, channels), or
