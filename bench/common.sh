@@ -124,20 +124,107 @@ median() {
 }
 
 # Runs the caller's functions run_moka and run_torch (each prints one number, images/s) alternately,
-# $rounds times, and prints the rounds, the medians and their ratio.
+# $rounds times, and prints the rounds, the medians and their ratio. The two systems are named
+# $1 and $2 (default moka and pytorch).
 alternate() {
-    local m=() t=() a b r
+    local na=${1:-moka} nb=${2:-pytorch} m=() t=() a b r
     for r in $(seq "$rounds"); do
         a=$(run_moka)
-        [ -n "$a" ] || die "round $r: moka reported no throughput"
+        [ -n "$a" ] || die "round $r: $na reported no throughput"
         b=$(run_torch)
-        [ -n "$b" ] || die "round $r: PyTorch reported no throughput"
+        [ -n "$b" ] || die "round $r: $nb reported no throughput"
         m+=("$a")
         t+=("$b")
-        printf 'round %d: moka %8.1f images/s   pytorch %8.1f images/s\n' "$r" "$a" "$b"
+        printf 'round %d: %s %8.1f images/s   %s %8.1f images/s\n' "$r" "$na" "$a" "$nb" "$b"
     done
     a=$(median "${m[@]}")
     b=$(median "${t[@]}")
-    printf 'median:  moka %8.1f images/s   pytorch %8.1f images/s\n' "$a" "$b"
-    awk -v m="$a" -v t="$b" 'BEGIN { printf "ratio moka/pytorch (medians): %.2f\n", m / t }'
+    printf 'median:  %s %8.1f images/s   %s %8.1f images/s\n' "$na" "$a" "$nb" "$b"
+    awk -v m="$a" -v t="$b" -v na="$na" -v nb="$nb" \
+        'BEGIN { printf "ratio %s/%s (medians): %.2f\n", na, nb, m / t }'
+}
+
+# Caffe's examples/cifar10/cifar10_quick_train_test.prototxt on synthetic data (CIFAR-10 itself is
+# not installed), into directory $1 at batch size $2: images.idx and labels.idx (1000 random
+# 3 x 32 x 32 uint8 images and labels in 0..9 from a fixed seed, IDX files that moka's IDXData
+# layer and the PyTorch scripts read in file order, pixels scaled by 1/256), net.prototxt (the
+# prototxt's own fillers) and net_xavier.prototxt (xavier weights, for loss checks whose logits are
+# far from 0).
+cifar10_quick_files() {
+    local dir=$1 bsz=$2
+    # Synthetic CIFAR-10: IDX u8 files of (N, 3, 32, 32) images and (N) labels.
+    /usr/bin/python3 - "$dir" <<'EOF'
+import sys
+import numpy as np
+rng = np.random.default_rng(20240607)
+n = 1000
+x = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+y = rng.integers(0, 10, size=n, dtype=np.uint8)
+for name, a in (("images.idx", x), ("labels.idx", y)):
+    with open(sys.argv[1] + "/" + name, "wb") as f:
+        f.write(bytes([0, 0, 0x08, a.ndim]))
+        for d in a.shape:
+            f.write(int(d).to_bytes(4, "big"))
+        f.write(a.tobytes())
+EOF
+
+    # Caffe's cifar10_quick layers, with an IDXData layer in place of the LMDB Data layers. The
+    # fillers are the prototxt's; the check's second net swaps in xavier (WFILL_* placeholders).
+    cat >"$dir/net.in" <<EOF
+name: "CIFAR10_quick"
+layer {
+  name: "cifar" type: "IDXData" top: "data" top: "label"
+  transform_param { scale: 0.00390625 }
+  idx_data_param { images: "$dir/images.idx" labels: "$dir/labels.idx"
+                   batch_size: $bsz shuffle: false }
+}
+layer {
+  name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5 stride: 1
+    weight_filler { WFILL_0.0001 } bias_filler { type: "constant" } }
+}
+layer {
+  name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 }
+}
+layer { name: "relu1" type: "ReLU" bottom: "pool1" top: "pool1" }
+layer {
+  name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 32 pad: 2 kernel_size: 5 stride: 1
+    weight_filler { WFILL_0.01 } bias_filler { type: "constant" } }
+}
+layer { name: "relu2" type: "ReLU" bottom: "conv2" top: "conv2" }
+layer {
+  name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2"
+  pooling_param { pool: AVE kernel_size: 3 stride: 2 }
+}
+layer {
+  name: "conv3" type: "Convolution" bottom: "pool2" top: "conv3"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  convolution_param { num_output: 64 pad: 2 kernel_size: 5 stride: 1
+    weight_filler { WFILL_0.01 } bias_filler { type: "constant" } }
+}
+layer { name: "relu3" type: "ReLU" bottom: "conv3" top: "conv3" }
+layer {
+  name: "pool3" type: "Pooling" bottom: "conv3" top: "pool3"
+  pooling_param { pool: AVE kernel_size: 3 stride: 2 }
+}
+layer {
+  name: "ip1" type: "InnerProduct" bottom: "pool3" top: "ip1"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 64
+    weight_filler { WFILL_0.1 } bias_filler { type: "constant" } }
+}
+layer {
+  name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2"
+  param { lr_mult: 1 } param { lr_mult: 2 }
+  inner_product_param { num_output: 10
+    weight_filler { WFILL_0.1 } bias_filler { type: "constant" } }
+}
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip2" bottom: "label" top: "loss" }
+EOF
+    sed 's/WFILL_\([0-9.]*\)/type: "gaussian" std: \1/' "$dir/net.in" >"$dir/net.prototxt"
+    sed 's/WFILL_\([0-9.]*\)/type: "xavier"/' "$dir/net.in" >"$dir/net_xavier.prototxt"
 }

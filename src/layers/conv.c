@@ -402,13 +402,11 @@ typedef struct conv_state {
     moka_conv_param p;
     int64_t channels;
     moka_conv_engine e;
-    /* The oneDNN path: op for op_shape (NULL when oneDNN has no fast kernel for it; `why` then
-     * says so). Built at the first forward pass of a shape, when the net knows which gradients
-     * it needs. */
+    /* The oneDNN path: op for op_shape (NULL when oneDNN has no fast kernel for it). Built at
+     * the first forward pass of a shape, when the net knows which gradients it needs. */
     moka_dnnl_op *op;
     moka_dnnl_shape op_shape;
     bool op_built;
-    char why[sizeof(moka_err){0}.msg];
 } conv_state;
 
 /* Whether a convolution's channels per group fill oneDNN's 16-wide blocks (a first layer's 1 to
@@ -419,18 +417,19 @@ static bool fills_blocks(const conv_state *s)
     return oc % 16 == 0 && (ic % 16 == 0 || ic <= 4);
 }
 
-/* Whether the fast engine hands this convolution to oneDNN: in bf16 always; in fp32 unless it is
- * a first layer (1 to 4 input channels) whose outputs do not fill 16-wide blocks. Channels that
- * fill the blocks run in oneDNN's blocked layouts, the others channels-last. Measured on 2
- * AVX-512 cores, forward + both backward passes, with the conversions at the layer's edges,
- * against im2col + GEMM: cifar10_quick's 3->32, 32->32 and 32->64 convolutions (batch 100)
- * 4.7 / 7.8 / 4.5 ms against 9.8 / 18.5 / 9.7 (blocked; channels-last 5.0 / 8.3 / 3.6);
- * LeNet's 20->50 (batch 64) 2.1 against 2.5 ms (channels-last; blocked 3.3); LeNet's 1->20
- * 0.8 (channels-last) and 0.7 ms (blocked) against 0.6. */
+/* Whether the fast engine hands this convolution to oneDNN: unless it is a first layer (1 to 4
+ * input channels) whose outputs do not fill 16-wide blocks, which im2col + GEMM does faster in
+ * fp32 than oneDNN does in either precision (so such a layer computes in fp32 under bf16 too,
+ * as moka time's kernel column says). Channels that fill the blocks run in oneDNN's blocked
+ * layouts, the others channels-last. Measured on 2 AVX-512 cores, forward + both backward
+ * passes, with the conversions at the layer's edges, against im2col + GEMM: cifar10_quick's
+ * 3->32, 32->32 and 32->64 convolutions (batch 100) 4.7 / 7.8 / 4.5 ms against 9.8 / 18.5 / 9.7
+ * (blocked; channels-last 5.0 / 8.3 / 3.6); LeNet's 20->50 (batch 64) 2.1 against 2.5 ms
+ * (channels-last; blocked 3.3); LeNet's 1->20 0.8 (channels-last) and 0.7 ms (blocked) against
+ * 0.6, and in bf16 at batch 256 3.8 against 3.0. */
 static bool use_dnnl(const moka_layer *l, const conv_state *s)
 {
     if (l->ctx->engine != MOKA_ENGINE_FAST) return false;
-    if (l->ctx->precision == MOKA_PRECISION_BF16) return true;
     return fills_blocks(s) || s->channels / s->p.group > 4;
 }
 
@@ -472,12 +471,10 @@ static moka_status ensure_op(moka_layer *l, moka_err *err)
     s->op = NULL;
     s->op_shape = sh;
     s->op_built = true;
-    s->why[0] = '\0';
     if (sh.num == 0) return MOKA_OK;
     moka_err e2;
     const moka_status rc = moka_dnnl_op_create(&sh, &s->op, &e2);
     if (rc == MOKA_ERR_UNSUPPORTED) {
-        snprintf(s->why, sizeof s->why, "%s", e2.msg);
         if (sh.bf16)
             moka_logf(MOKA_LOG_INFO, "net", "layer '%s': %s; it computes in fp32", l->name,
                       e2.msg);
@@ -601,8 +598,8 @@ static const char *conv_kernel(const moka_layer *l)
 {
     const conv_state *s = l->state;
     if (s->op) return moka_dnnl_op_kernel(s->op);
-    return s->why[0] && s->op_shape.bf16 ? "im2col+sgemm (oneDNN jit), fp32"
-                                          : "im2col+sgemm (oneDNN jit)";
+    const bool bf16 = l->ctx->precision == MOKA_PRECISION_BF16;
+    return bf16 ? "im2col+sgemm (oneDNN jit), fp32" : "im2col+sgemm (oneDNN jit)";
 }
 
 const moka_layer_ops moka_layer_convolution = {
