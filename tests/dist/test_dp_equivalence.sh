@@ -43,11 +43,13 @@ for type in SGD Adam; do
                 bad "$type: $w ranks x batch $((64 / w)) != 1 rank x batch 64 at iteration $it ($out)"
             fi
         done
-        # The displayed loss is the global batch's: the same as one process's to 4 digits early
-        # on (one rank's own batch would give a visibly different value).
+        # The displayed loss is the global batch's: the same as one process's to 1e-3 relative
+        # early on (one rank's own batch of 16 would differ by percents). Not to the last digit:
+        # per-rank convolutions of a smaller batch sum in another order, and Adam's first steps
+        # magnify that (4 ranks: 1.0742 against 1.0744 at iteration 10).
         l1=$(grep -o 'Iteration 10 (.*loss = [0-9.e-]*' w1/log | sed 's/.*loss = //')
         lw=$(grep -o 'Iteration 10 (.*loss = [0-9.e-]*' "w$w/log" | sed 's/.*loss = //')
-        if [ -n "$l1" ] && awk -v a="$l1" -v b="$lw" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }'; then
+        if [ -n "$l1" ] && awk -v a="$l1" -v b="$lw" 'BEGIN { d = a - b; exit !(d < 1e-3 * a && d > -1e-3 * a) }'; then
             ok "$type: $w ranks log the global loss at iteration 10 ($lw vs $l1)"
         else
             bad "$type: loss at iteration 10 on $w ranks '$lw' vs one process '$l1'"
