@@ -7,9 +7,9 @@
  *   weight[0]  W  (M, C / G, k_h, k_w)  G = group
  *   weight[1]  b  (M)                   only with bias_term
  * Computed as W times im2col(x) (src/backend/cpu/im2col.h); the batched GEMM engine declared in
- * conv_common.h lives here too and is shared with deconv.c. The fast engine sends a convolution
- * to oneDNN (src/backend/cpu/dnnl_op.h) instead when it computes in bf16, and in fp32 when its
- * channels fill oneDNN's 16-wide blocks, where oneDNN's direct kernels beat im2col + GEMM.
+ * conv_common.h lives here too and is shared with deconv.c. The fast engine sends most
+ * convolutions to oneDNN's direct kernels instead (src/backend/cpu/dnnl_op.h; see use_dnnl),
+ * which is also where bf16 precision computes.
  * Reference: Caffe's base_conv_layer.cpp and conv_layer.cpp.
  */
 #include <omp.h>
@@ -21,7 +21,6 @@
 #include "backend/cpu/blas.h"
 #include "backend/cpu/dnnl_op.h"
 #include "layers/conv_common.h"
-#include "moka/log.h"
 
 /* ---- ConvolutionParameter ---- */
 
@@ -402,11 +401,9 @@ typedef struct conv_state {
     moka_conv_param p;
     int64_t channels;
     moka_conv_engine e;
-    /* The oneDNN path: op for op_shape (NULL when oneDNN has no fast kernel for it). Built at
-     * the first forward pass of a shape, when the net knows which gradients it needs. */
-    moka_dnnl_op *op;
-    moka_dnnl_shape op_shape;
-    bool op_built;
+    /* The oneDNN path, built at the first forward pass of a shape, when the net knows which
+     * gradients it needs. */
+    moka_dnnl_slot dnnl;
 } conv_state;
 
 /* Whether a convolution's channels per group fill oneDNN's 16-wide blocks (a first layer's 1 to
@@ -466,25 +463,7 @@ static moka_status ensure_op(moka_layer *l, moka_err *err)
     sh.stride_w = p->stride_w;
     sh.dilation_h = p->dilation_h;
     sh.dilation_w = p->dilation_w;
-    if (s->op_built && memcmp(&sh, &s->op_shape, sizeof sh) == 0) return MOKA_OK;
-    moka_dnnl_op_free(s->op);
-    s->op = NULL;
-    s->op_shape = sh;
-    s->op_built = true;
-    if (sh.num == 0) return MOKA_OK;
-    moka_err e2;
-    const moka_status rc = moka_dnnl_op_create(&sh, &s->op, &e2);
-    if (rc == MOKA_ERR_UNSUPPORTED) {
-        if (sh.bf16)
-            moka_logf(MOKA_LOG_INFO, "net", "layer '%s': %s; it computes in fp32", l->name,
-                      e2.msg);
-        return MOKA_OK;
-    }
-    if (rc != MOKA_OK) {
-        if (err) *err = e2;
-        return rc;
-    }
-    return MOKA_OK;
+    return moka_dnnl_slot_ensure(&s->dnnl, &sh, l->name, err);
 }
 
 static moka_status conv_setup(moka_layer *l, moka_err *err)
@@ -536,10 +515,10 @@ static moka_status conv_forward_cpu(moka_layer *l, moka_err *err)
 {
     conv_state *s = l->state;
     MOKA_TRY(ensure_op(l, err));
-    if (s->op) {
+    if (s->dnnl.op) {
         const float *b = s->p.bias_term ? l->weight[1]->data : NULL;
         for (int i = 0; i < l->num_bottom; i++)
-            MOKA_TRY(moka_dnnl_op_forward(s->op, l->bottom[i]->data, l->weight[0]->data, b,
+            MOKA_TRY(moka_dnnl_op_forward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data, b,
                                           l->top[i]->data, err));
         return MOKA_OK;
     }
@@ -563,9 +542,9 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         float *dx = moka_layer_bottom_grad(l, i);
         if (db) moka_conv_bias_grad(dy, e->num, e->out_channels, e->g.out_h * e->g.out_w, db);
         if (!dw && !dx) continue;
-        if (s->op) {
-            MOKA_TRY(moka_dnnl_op_backward(s->op, l->bottom[i]->data, l->weight[0]->data, dy, dx,
-                                           dw, err));
+        if (s->dnnl.op) {
+            MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
+                                           dy, dx, dw, err));
             continue;
         }
         const moka_conv_job job = {
@@ -581,7 +560,7 @@ static void conv_destroy(moka_layer *l)
 {
     conv_state *s = l->state;
     moka_conv_engine_free(&s->e);
-    moka_dnnl_op_free(s->op);
+    moka_dnnl_slot_free(&s->dnnl);
 }
 
 static double conv_flops(const moka_layer *l, bool backward)
@@ -597,7 +576,7 @@ static double conv_flops(const moka_layer *l, bool backward)
 static const char *conv_kernel(const moka_layer *l)
 {
     const conv_state *s = l->state;
-    if (s->op) return moka_dnnl_op_kernel(s->op);
+    if (s->dnnl.op) return moka_dnnl_op_kernel(s->dnnl.op);
     const bool bf16 = l->ctx->precision == MOKA_PRECISION_BF16;
     return bf16 ? "im2col+sgemm (oneDNN jit), fp32" : "im2col+sgemm (oneDNN jit)";
 }

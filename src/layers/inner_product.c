@@ -15,16 +15,12 @@
 #include "backend/cpu/blas.h"
 #include "backend/cpu/dnnl_op.h"
 #include "core/layer.h"
-#include "moka/log.h"
 
 typedef struct ip_state {
     int64_t n, k, m; /* num_output, inputs per row, rows */
     bool bias_term, transpose;
-    /* bf16: the oneDNN op for op_shape, built at the first forward pass of a shape (NULL when
-     * oneDNN has no bf16 kernel for it: the layer then computes in fp32, as logged). */
-    moka_dnnl_op *op;
-    moka_dnnl_shape op_shape;
-    bool op_built;
+    /* bf16: the oneDNN op, built at the first forward pass of a shape. */
+    moka_dnnl_slot dnnl;
 } ip_state;
 
 static moka_status ensure_op(moka_layer *l, moka_err *err)
@@ -44,20 +40,7 @@ static moka_status ensure_op(moka_layer *l, moka_err *err)
     sh.out_channels = s->n;
     sh.group = 1;
     sh.weights_transposed = s->transpose;
-    if (s->op_built && memcmp(&sh, &s->op_shape, sizeof sh) == 0) return MOKA_OK;
-    moka_dnnl_op_free(s->op);
-    s->op = NULL;
-    s->op_shape = sh;
-    s->op_built = true;
-    if (sh.num == 0) return MOKA_OK;
-    moka_err e2;
-    const moka_status rc = moka_dnnl_op_create(&sh, &s->op, &e2);
-    if (rc == MOKA_ERR_UNSUPPORTED) {
-        moka_logf(MOKA_LOG_INFO, "net", "layer '%s': %s; it computes in fp32", l->name, e2.msg);
-        return MOKA_OK;
-    }
-    if (rc != MOKA_OK && err) *err = e2;
-    return rc;
+    return moka_dnnl_slot_ensure(&s->dnnl, &sh, l->name, err);
 }
 
 /* Canonical axis of the config's `axis` for x, as Caffe's CanonicalAxisIndex. */
@@ -140,8 +123,8 @@ static moka_status ip_forward_cpu(moka_layer *l, moka_err *err)
     float *y = l->top[0]->data;
     if (s->m == 0) return MOKA_OK;
     MOKA_TRY(ensure_op(l, err));
-    if (s->op)
-        return moka_dnnl_op_forward(s->op, x, w, s->bias_term ? l->weight[1]->data : NULL, y,
+    if (s->dnnl.op)
+        return moka_dnnl_op_forward(s->dnnl.op, x, w, s->bias_term ? l->weight[1]->data : NULL, y,
                                     err);
     moka_sgemm(false, !s->transpose, s->m, s->n, s->k, 1.0f, x, w, 0.0f, y);
     if (s->bias_term) {
@@ -162,7 +145,7 @@ static moka_status ip_backward_cpu(moka_layer *l, moka_err *err)
     if (db)
         for (int64_t i = 0; i < s->m; i++)
             for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
-    if (s->op) return moka_dnnl_op_backward(s->op, x, w, dy, dx, dw, err);
+    if (s->dnnl.op) return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, dx, dw, err);
     if (dw) {
         if (s->transpose)
             moka_sgemm(true, false, s->k, s->n, s->m, 1.0f, x, dy, 1.0f, dw);
@@ -184,15 +167,15 @@ static double ip_flops(const moka_layer *l, bool backward)
 static const char *ip_kernel(const moka_layer *l)
 {
     const ip_state *s = l->state;
-    if (s->op) return moka_dnnl_op_kernel(s->op);
-    return s->op_built && s->op_shape.bf16 && s->m > 0 ? "sgemm (oneDNN jit), fp32"
+    if (s->dnnl.op) return moka_dnnl_op_kernel(s->dnnl.op);
+    return s->dnnl.built && s->dnnl.shape.bf16 && s->m > 0 ? "sgemm (oneDNN jit), fp32"
                                                        : "sgemm (oneDNN jit)";
 }
 
 static void ip_destroy(moka_layer *l)
 {
     ip_state *s = l->state;
-    moka_dnnl_op_free(s->op);
+    moka_dnnl_slot_free(&s->dnnl);
 }
 
 const moka_layer_ops moka_layer_inner_product = {

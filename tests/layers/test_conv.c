@@ -435,13 +435,13 @@ static int dnnl_case(const geo *q, bool bf16, bool x_grad, bool need_dnnl)
     return 0;
 }
 
-#define GEO(n_, c_, h_, w_, m_, g_, kh_, kw_, sh_, sw_, ph_, pw_, dh_, dw_)                          \
-    (geo)                                                                                          \
-    {                                                                                              \
-        .n = n_, .c = c_, .h = h_, .w = w_, .m = m_, .g = g_, .kh = kh_, .kw = kw_, .sh = sh_,     \
-        .sw = sw_, .ph = ph_, .pw = pw_, .dh = dh_, .dw = dw_,                                     \
-        .oh = (h_ + 2 * ph_ - (dh_ * (kh_ - 1) + 1)) / sh_ + 1,                                    \
-        .ow = (w_ + 2 * pw_ - (dw_ * (kw_ - 1) + 1)) / sw_ + 1                                     \
+#define GEO(n_, c_, h_, w_, m_, g_, kh_, kw_, sh_, sw_, ph_, pw_, dh_, dw_)                    \
+    (geo)                                                                                    \
+    {                                                                                        \
+        .n = n_, .c = c_, .h = h_, .w = w_, .m = m_, .g = g_, .kh = kh_, .kw = kw_, .sh = sh_, \
+        .sw = sw_, .ph = ph_, .pw = pw_, .dh = dh_, .dw = dw_,                               \
+        .oh = (h_ + 2 * ph_ - (dh_ * (kh_ - 1) + 1)) / sh_ + 1,                              \
+        .ow = (w_ + 2 * pw_ - (dw_ * (kw_ - 1) + 1)) / sw_ + 1                               \
     }
 
 /* Shapes the fp32 fast engine sends to oneDNN (channels per group in 16-blocks, or 1-4 input

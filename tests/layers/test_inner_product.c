@@ -109,7 +109,8 @@ static int bf16_case(int ndim, const int64_t *shape, int64_t rows, int64_t k, in
     CHECK_OK(moka_harness_setup(&h, &err));
     CHECK_EQ(moka_tensor_count(h.top[0]), rows * n);
     const float *x = h.bottom[0]->data, *w = h.weight[0]->data;
-    double *y = calloc((size_t)(rows * n), sizeof *y), *y32 = calloc((size_t)(rows * n), sizeof *y32);
+    double *y = calloc((size_t)(rows * n), sizeof *y);
+    double *y32 = calloc((size_t)(rows * n), sizeof *y32);
     double *dx = calloc((size_t)(rows * k), sizeof *dx), *dw = calloc((size_t)(n * k), sizeof *dw);
     float *dy = calloc((size_t)(rows * n), sizeof *dy);
     CHECK(y && y32 && dx && dw && dy);

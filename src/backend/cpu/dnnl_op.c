@@ -7,9 +7,12 @@
 
 #include <dnnl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "moka/log.h"
 
 /* One engine and stream for the process (oneDNN's CPU engine is stateless and thread-safe). */
 static dnnl_engine_t g_engine;
@@ -464,3 +467,29 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
 }
 
 const char *moka_dnnl_op_kernel(const moka_dnnl_op *op) { return op->kernel; }
+
+moka_status moka_dnnl_slot_ensure(moka_dnnl_slot *slot, const moka_dnnl_shape *s, const char *layer,
+                                  moka_err *err)
+{
+    if (slot->built && memcmp(s, &slot->shape, sizeof *s) == 0) return MOKA_OK;
+    moka_dnnl_op_free(slot->op);
+    slot->op = NULL;
+    slot->shape = *s;
+    slot->built = true;
+    if (s->num == 0) return MOKA_OK;
+    moka_err e2;
+    const moka_status rc = moka_dnnl_op_create(s, &slot->op, &e2);
+    if (rc == MOKA_ERR_UNSUPPORTED) {
+        if (s->bf16)
+            moka_logf(MOKA_LOG_INFO, "net", "layer '%s': %s; it computes in fp32", layer, e2.msg);
+        return MOKA_OK;
+    }
+    if (rc != MOKA_OK && err) *err = e2;
+    return rc;
+}
+
+void moka_dnnl_slot_free(moka_dnnl_slot *slot)
+{
+    moka_dnnl_op_free(slot->op);
+    memset(slot, 0, sizeof *slot);
+}

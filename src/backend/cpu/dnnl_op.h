@@ -66,6 +66,21 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
  * implementations of the passes). */
 const char *moka_dnnl_op_kernel(const moka_dnnl_op *op);
 
+/* A layer's op for its current shape, rebuilt when the shape changes. */
+typedef struct moka_dnnl_slot {
+    moka_dnnl_op *op; /* NULL when oneDNN has no fast implementation for `shape` */
+    moka_dnnl_shape shape;
+    bool built;
+} moka_dnnl_slot;
+
+/* Makes slot->op the op for *s (zero-filled before its fields are set: shapes are compared
+ * bytewise), building it when the shape differs from the last one. A shape oneDNN has no fast
+ * implementation for leaves slot->op NULL and returns MOKA_OK (the layer keeps its own kernels;
+ * under bf16 that is logged once, naming `layer`, since the layer then computes in fp32). */
+moka_status moka_dnnl_slot_ensure(moka_dnnl_slot *slot, const moka_dnnl_shape *s, const char *layer,
+                                  moka_err *err);
+void moka_dnnl_slot_free(moka_dnnl_slot *slot);
+
 /* Whether oneDNN can compute in bf16 on this CPU (AVX512_BF16 or AMX); `isa` receives the
  * instruction set oneDNN will use, e.g. "avx512_core_bf16", "avx512_core_amx", "avx2". */
 bool moka_dnnl_bf16_supported(const char **isa);
