@@ -445,7 +445,8 @@ static int dnnl_case(const geo *q, bool bf16, bool x_grad, bool need_dnnl)
     }
 
 /* Shapes the fp32 fast engine sends to oneDNN (channels per group in 16-blocks, or 1-4 input
- * channels), and one whose floor-rounded output leaves part of the last window unused. */
+ * channels: blocked layouts; other channel counts: channels-last), and one whose floor-rounded
+ * output leaves part of the last window unused. */
 static int dnnl_fp32_matches_formula(void)
 {
     omp_set_num_threads(2);
@@ -453,6 +454,11 @@ static int dnnl_fp32_matches_formula(void)
     const geo first = GEO(1, 3, 11, 10, 16, 1, 5, 5, 1, 1, 2, 2, 1, 1);
     const geo grouped = GEO(2, 32, 6, 6, 32, 2, 3, 3, 1, 1, 1, 1, 1, 1);
     const geo floor = GEO(2, 16, 8, 8, 16, 1, 3, 3, 2, 2, 0, 0, 1, 1);
+    /* Channels outside 16-blocks: channels-last, with moka's own NCHW <-> NHWC transposes. */
+    const geo lenet2 = GEO(3, 20, 12, 12, 50, 1, 5, 5, 1, 1, 0, 0, 1, 1);
+    const geo odd = GEO(2, 5, 9, 8, 7, 1, 3, 2, 2, 1, 1, 1, 1, 2);
+    CHECK_EQ(dnnl_case(&lenet2, false, true, true), 0);
+    CHECK_EQ(dnnl_case(&odd, false, true, true), 0);
     CHECK_EQ(dnnl_case(&a, false, true, true), 0);
     CHECK_EQ(dnnl_case(&first, false, false, true), 0);
     CHECK_EQ(dnnl_case(&grouped, false, true, true), 0);
