@@ -28,13 +28,16 @@ static void sgd_fused(const moka_solver_hparams *hp, int64_t iter MOKA_UNUSED, f
     const float momentum = hp->momentum;
     float *h = hist[0];
     if (grad_scale != 1.0f)
+#pragma omp simd
         for (int64_t i = 0; i < count; i++) diff[i] *= grad_scale;
     if (decay == 0.0f) {
+#pragma omp simd
         for (int64_t i = 0; i < count; i++) {
             h[i] = local_rate * diff[i] + momentum * h[i];
             data[i] -= h[i];
         }
     } else if (hp->l1) {
+#pragma omp simd
         for (int64_t i = 0; i < count; i++) {
             const float sign = (float)((0.0f < data[i]) - (data[i] < 0.0f));
             const float g = diff[i] + decay * sign;
@@ -42,6 +45,7 @@ static void sgd_fused(const moka_solver_hparams *hp, int64_t iter MOKA_UNUSED, f
             data[i] -= h[i];
         }
     } else {
+#pragma omp simd
         for (int64_t i = 0; i < count; i++) {
             const float g = diff[i] + decay * data[i];
             h[i] = local_rate * g + momentum * h[i];
