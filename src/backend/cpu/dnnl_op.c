@@ -158,8 +158,8 @@ static void edge_free(edge *e)
     memset(e, 0, sizeof *e);
 }
 
-/* An input edge: the primitive reads `want`; moka passes `user_md`. Shares `share`'s inner
- * buffer when it has the same layout (the same tensor converted once serves two passes). */
+/* An input edge: the primitive reads `want`; moka passes `user_md`. Direct when they are the
+ * same; else a buffer of its own, filled by moka's transpose (NCHW -> NHWC) or a reorder. */
 static moka_status edge_in(edge *e, const dnnl_memory_desc_t *user_md,
                            const dnnl_memory_desc_t *want, moka_err *err)
 {
