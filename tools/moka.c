@@ -152,11 +152,12 @@ static int parse_engine(const char *cmd, const char *v, moka_engine *out)
     return moka_cli_usage_error(cmd, "--engine must be fast or reference, got '%s'", v);
 }
 
-/* --precision=fp32|bf16 (absent: *set = false, the solver file's or fp32). */
+/* --precision=fp32|bf16 (absent: fp32, and *set = false where `set` is given, for train, whose
+ * solver file may name one). */
 static int parse_precision(const char *cmd, const char *v, moka_precision *out, bool *set)
 {
     *out = MOKA_PRECISION_FP32;
-    *set = v != NULL;
+    if (set) *set = v != NULL;
     if (!v || strcmp(v, "fp32") == 0) return 0;
     if (strcmp(v, "bf16") == 0) {
         *out = MOKA_PRECISION_BF16;
@@ -309,8 +310,7 @@ static int cmd_test(int argc, char **argv)
     moka_ctx_init(&ctx);
     ctx.threads = (int)threads;
     if ((rc = parse_engine("test", flags[4].value, &ctx.engine))) return rc;
-    bool set_precision;
-    if ((rc = parse_precision("test", flags[5].value, &ctx.precision, &set_precision))) return rc;
+    if ((rc = parse_precision("test", flags[5].value, &ctx.precision, NULL))) return rc;
     moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;
@@ -425,8 +425,7 @@ static int cmd_time(int argc, char **argv)
     ctx.rank = moka_dist_rank(dist);
     ctx.world_size = world;
     if ((rc = parse_engine("time", flags[4].value, &ctx.engine))) return rc;
-    bool set_precision;
-    if ((rc = parse_precision("time", flags[5].value, &ctx.precision, &set_precision))) return rc;
+    if ((rc = parse_precision("time", flags[5].value, &ctx.precision, NULL))) return rc;
     const int used = moka_ctx_apply_threads(&ctx);
     moka_err err = {0};
     moka_net *net;

@@ -47,8 +47,6 @@ MOKA_API void moka_ctx_init(moka_ctx *ctx);
  * bf16 instructions: the message names what oneDNN found) or MOKA_ERR_INVALID_ARG (bf16 with the
  * reference engine). moka_net_create calls it. */
 MOKA_API moka_status moka_ctx_check_precision(const moka_ctx *ctx, moka_err *err);
-/* "fp32" / "bf16". */
-MOKA_API const char *moka_precision_name(moka_precision p);
 /* Applies ctx->threads to the kernel thread pool (OpenMP and BLAS). Returns the count used. */
 MOKA_API int moka_ctx_apply_threads(const moka_ctx *ctx);
 

@@ -18,11 +18,6 @@ void moka_ctx_init(moka_ctx *ctx)
     ctx->precision = MOKA_PRECISION_FP32;
 }
 
-const char *moka_precision_name(moka_precision p)
-{
-    return p == MOKA_PRECISION_BF16 ? "bf16" : "fp32";
-}
-
 moka_status moka_ctx_check_precision(const moka_ctx *ctx, moka_err *err)
 {
     if (ctx->precision == MOKA_PRECISION_FP32) return MOKA_OK;

@@ -168,8 +168,8 @@ static const char *ip_kernel(const moka_layer *l)
 {
     const ip_state *s = l->state;
     if (s->dnnl.op) return moka_dnnl_op_kernel(s->dnnl.op);
-    return s->dnnl.built && s->dnnl.shape.bf16 && s->m > 0 ? "sgemm (oneDNN jit), fp32"
-                                                       : "sgemm (oneDNN jit)";
+    const bool bf16 = l->ctx->precision == MOKA_PRECISION_BF16;
+    return bf16 ? "sgemm (oneDNN jit), fp32" : "sgemm (oneDNN jit)";
 }
 
 static void ip_destroy(moka_layer *l)

@@ -22,11 +22,11 @@ ok() { passed=$((passed + 1)); echo "ok: $*"; }
 bad() { failures=$((failures + 1)); echo "FAIL: $*"; }
 
 # LeNet as examples/mnist has it, reading the test set for both phases, batch 32, in file order.
-sed -e "s|source: \"[^\"]*\"||" "$2/examples/mnist/lenet_train_test.prototxt" |
-    sed -e "s|images: \"[^\"]*train-images[^\"]*\"|images: \"$data/t10k-images-idx3-ubyte.gz\"|" \
-        -e "s|labels: \"[^\"]*train-labels[^\"]*\"|labels: \"$data/t10k-labels-idx1-ubyte.gz\"|" \
-        -e "s|batch_size: 64|batch_size: 32|" -e "s|shuffle: true|shuffle: false|" >net.prototxt
-grep -q "t10k-images" net.prototxt || bad "could not point the net at the test set"
+sed -e "s|images: \"[^\"]*train-images[^\"]*\"|images: \"$data/t10k-images-idx3-ubyte.gz\"|" \
+    -e "s|labels: \"[^\"]*train-labels[^\"]*\"|labels: \"$data/t10k-labels-idx1-ubyte.gz\"|" \
+    -e "s|batch_size: 64|batch_size: 32|" -e "s|shuffle: true|shuffle: false|" \
+    "$2/examples/mnist/lenet_train_test.prototxt" >net.prototxt
+grep -q "train-images" net.prototxt && bad "could not point the net at the test set"
 solver() { # $1 file, $2 max_iter, $3 extra line
     cat >"$1" <<S
 net: "net.prototxt"

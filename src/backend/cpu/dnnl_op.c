@@ -77,7 +77,7 @@ typedef struct edge {
     /* Instead of `reorder`, moka's own NCHW <-> NHWC transpose (fp32, or fp32 -> bf16 for
      * inputs) of `nchw` = {N, C, H W}: oneDNN 2.6's reorder for it ran at a third of the memory
      * speed (LeNet conv2's dy, 64 x 50 x 8 x 8: 0.14 ms). */
-    bool transpose, to_bf16, add;
+    bool transpose, bf16, add;
     int64_t nchw[3];
 } edge;
 
@@ -143,7 +143,7 @@ static bool is_nhwc_of(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b,
 static void set_transpose(edge *e, const dnnl_memory_desc_t *user_md, bool bf16, bool add)
 {
     e->transpose = true;
-    e->to_bf16 = bf16;
+    e->bf16 = bf16;
     e->add = add;
     e->nchw[0] = user_md->dims[0];
     e->nchw[1] = user_md->dims[1];
@@ -183,7 +183,7 @@ static moka_status edge_in(edge *e, const dnnl_memory_desc_t *user_md,
 }
 
 /* An output edge: the primitive writes `have`; moka's buffer (`user_md`) is written, or added
- * into when `add` (then always through a reorder with a sum post-op). */
+ * into when `add` (then never direct: moka's transpose adds, or a reorder with a sum post-op). */
 static moka_status edge_out(edge *e, const dnnl_memory_desc_t *have,
                             const dnnl_memory_desc_t *user_md, bool add, moka_err *err)
 {
@@ -223,7 +223,7 @@ static moka_status edge_load(edge *e, const float *p, moka_err *err)
     if (e->transpose) {
         void *in;
         DNNL_TRY(dnnl_memory_get_data_handle(e->inner, &in), "get handle");
-        nchw_to_nhwc(p, in, e->nchw, e->to_bf16);
+        nchw_to_nhwc(p, in, e->nchw, e->bf16);
     } else if (e->reorder) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->user}, {DNNL_ARG_TO, e->inner}};
         DNNL_TRY(dnnl_primitive_execute(e->reorder, g_stream, 2, a), "reorder");
@@ -257,17 +257,21 @@ struct moka_dnnl_op {
     edge f_x, f_w, f_b, f_y;
     edge d_dy, d_w, d_dx;
     edge w_x, w_dy, w_dw;
-    bool share_dy; /* backward-weights reads dy in backward-data's layout: convert it once */
+    /* Backward-weights reads dy in backward-data's layout: d_dy serves both and w_dy is unused. */
+    bool share_dy;
     char kernel[160];
 };
 
+/* Frees the primitives and edges, leaving the op as calloc made it apart from its shape. */
 static void op_release(moka_dnnl_op *op)
 {
     for (int p = 0; p < NPASS; p++)
         if (op->prim[p]) dnnl_primitive_destroy(op->prim[p]);
+    memset(op->prim, 0, sizeof op->prim);
     edge *edges[] = {&op->f_x, &op->f_w,  &op->f_b, &op->f_y,  &op->d_dy,
                      &op->d_w, &op->d_dx, &op->w_x, &op->w_dy, &op->w_dw};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) edge_free(edges[i]);
+    op->share_dy = false;
 }
 
 void moka_dnnl_op_free(moka_dnnl_op *op)
@@ -441,14 +445,14 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
             rc = edge_out(&op->d_dx, md_of(pd[BWD_D], DNNL_ARG_DIFF_SRC), &u.x, true, err);
     }
     if (rc == MOKA_OK && pd[BWD_W]) {
+        op->share_dy = pd[BWD_D] && dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
+                                                           md_of(pd[BWD_W], DNNL_ARG_DIFF_DST));
         rc = edge_in(&op->w_x, &u.x, md_of(pd[BWD_W], DNNL_ARG_SRC), err);
-        if (rc == MOKA_OK) rc = edge_in(&op->w_dy, &u.y, md_of(pd[BWD_W], DNNL_ARG_DIFF_DST), err);
+        if (rc == MOKA_OK && !op->share_dy)
+            rc = edge_in(&op->w_dy, &u.y, md_of(pd[BWD_W], DNNL_ARG_DIFF_DST), err);
         if (rc == MOKA_OK)
             rc = edge_out(&op->w_dw, md_of(pd[BWD_W], DNNL_ARG_DIFF_WEIGHTS), &u.w, true, err);
     }
-    if (rc == MOKA_OK && pd[BWD_D] && pd[BWD_W])
-        op->share_dy = dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
-                                              md_of(pd[BWD_W], DNNL_ARG_DIFF_DST));
     if (rc == MOKA_OK) {
         /* "oneDNN [bf16] fwd-impl[ / other impls]": each distinct implementation once. */
         int len = snprintf(op->kernel, sizeof op->kernel, "oneDNN%s %s", s->bf16 ? " bf16" : "",
@@ -486,8 +490,6 @@ moka_status moka_dnnl_op_create(const moka_dnnl_shape *s, moka_dnnl_op **out, mo
     for (int attempt = 1; attempt <= 2 && rc == MOKA_ERR_UNSUPPORTED; attempt++) {
         if (s->kind != MOKA_DNNL_CONV || (attempt == 2 && !s->bf16)) break;
         op_release(op);
-        memset(op->prim, 0, sizeof op->prim);
-        op->share_dy = false;
         rc = build(op, attempt == 1 ? !first_nhwc : first_nhwc, attempt == 2, why, sizeof why, err);
     }
     if (rc == MOKA_ERR_UNSUPPORTED)
@@ -546,10 +548,11 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to weights was not built");
     if (dw) {
         MOKA_TRY(edge_load(&op->w_x, x, err));
-        const bool shared = dx && op->share_dy;
-        if (!shared) MOKA_TRY(edge_load(&op->w_dy, dy, err));
+        /* With a shared layout, d_dy already holds dy when backward-data just ran. */
+        edge *dye = op->share_dy ? &op->d_dy : &op->w_dy;
+        if (!(dx && op->share_dy)) MOKA_TRY(edge_load(dye, dy, err));
         const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, op->w_x.inner},
-                                      {DNNL_ARG_DIFF_DST, shared ? op->d_dy.inner : op->w_dy.inner},
+                                      {DNNL_ARG_DIFF_DST, dye->inner},
                                       {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};
         MOKA_TRY(run(op->prim[BWD_W], 3, a, err));
         MOKA_TRY(edge_store(&op->w_dw, dw, err));
