@@ -271,57 +271,82 @@ static void pool_plane(const pool_state *s, const float *x, float *y, int32_t *a
  * (compare greater, ordered, so NaN never wins), the same starting -FLT_MAX and index -1, the
  * same AVE summation order and division. Loads are masked to the row, so a partial block of a
  * short row (LeNet's 12 outputs) reads nothing outside it. Other shapes, the image border and
- * builds without AVX-512 use the generic per-window code. */
+ * builds without AVX-512 use the generic per-window code.
+ * The window size and the method are compile-time constants of each instance (row_s2 is
+ * inlined into four kernels below), so the window's vectors stay in registers: with them as
+ * run-time values the compiler kept them on the stack and the kernel ran 7x slower. */
 #if defined(__AVX512F__)
-static void row_s2_avx512(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+/* The lanes j < n of a 16-float load (n clipped to [0, 16]). */
+static inline __mmask16 lanes_below(int64_t n)
 {
-    const int64_t W = s->width, k = s->kernel_h, h0 = oh * s->stride_h - s->pad_h;
+    return (__mmask16)(n >= 16 ? 0xffffu : n <= 0 ? 0u : (1u << n) - 1u);
+}
+
+static inline __attribute__((always_inline)) void row_s2(const pool_state *s, const float *x,
+                                                         int64_t oh, float *y, int32_t *arg,
+                                                         const int k, const bool max)
+{
+    const int64_t W = s->width, h0 = oh * s->stride_h - s->pad_h;
     const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i od = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512 inv = _mm512_set1_ps((float)(k * k));
+    const __m512i lane2 = _mm512_slli_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), 1);
+    const __m512 size = _mm512_set1_ps((float)(k * k));
     for (int64_t o = s->ow0; o < s->ow1; o += 16) {
-        const int64_t n = s->ow1 - o < 16 ? s->ow1 - o : 16;
-        const __mmask16 active = (__mmask16)((1u << n) - 1u);
+        const __mmask16 active = lanes_below(s->ow1 - o);
         const int64_t c = o * s->stride_w - s->pad_w;
+        /* Lanes j of a load at column p are read only when p + j < W. */
+        const __mmask16 m0 = lanes_below(W - c), m1 = lanes_below(W - c - 16),
+                        m2 = lanes_below(W - c - 2), m3 = lanes_below(W - c - 18);
         __m512 m = _mm512_set1_ps(-FLT_MAX), sum = _mm512_setzero_ps();
         __m512i a = _mm512_set1_epi32(-1);
-        for (int64_t i = 0; i < k; i++) {
-            const float *r = x + (h0 + i) * W;
-            /* Lanes j of a load at column p are read only when p + j < W. */
-#define ROW_LOAD(p)                                                                                \
-    _mm512_maskz_loadu_ps(                                                                         \
-        (__mmask16)(W - (p) >= 16 ? 0xffffu : W - (p) <= 0 ? 0u : (1u << (W - (p))) - 1u), r + (p))
-            const __m512 x0 = ROW_LOAD(c), x1 = ROW_LOAD(c + 16);
+        for (int i = 0; i < k; i++) {
+            const float *r = x + (h0 + i) * W + c;
+            const __m512 x0 = _mm512_maskz_loadu_ps(m0, r), x1 = _mm512_maskz_loadu_ps(m1, r + 16);
             __m512 v[3];
             v[0] = _mm512_permutex2var_ps(x0, ev, x1);
             v[1] = _mm512_permutex2var_ps(x0, od, x1);
-            if (k == 3) v[2] = _mm512_permutex2var_ps(ROW_LOAD(c + 2), ev, ROW_LOAD(c + 18));
-#undef ROW_LOAD
-            const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int32_t)((h0 + i) * W + c)),
-                                                 _mm512_slli_epi32(_mm512_setr_epi32(
-                                                     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
-                                                     14, 15), 1));
-            for (int64_t j = 0; j < k; j++) {
-                if (s->max) {
+            if (k == 3)
+                v[2] = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m2, r + 2), ev,
+                                              _mm512_maskz_loadu_ps(m3, r + 18));
+            const __m512i idx =
+                _mm512_add_epi32(_mm512_set1_epi32((int32_t)((h0 + i) * W + c)), lane2);
+            for (int j = 0; j < k; j++) {
+                if (max) {
                     const __mmask16 gt = _mm512_cmp_ps_mask(v[j], m, _CMP_GT_OQ);
                     m = _mm512_mask_mov_ps(m, gt, v[j]);
-                    a = _mm512_mask_mov_epi32(a, gt,
-                                              _mm512_add_epi32(idx, _mm512_set1_epi32((int)j)));
+                    a = _mm512_mask_mov_epi32(a, gt, _mm512_add_epi32(idx, _mm512_set1_epi32(j)));
                 } else {
                     sum = _mm512_add_ps(sum, v[j]);
                 }
             }
         }
-        if (s->max) {
+        if (max) {
             _mm512_mask_storeu_ps(y + o, active, m);
             _mm512_mask_storeu_epi32(arg + o, active, a);
         } else {
-            _mm512_mask_storeu_ps(y + o, active, _mm512_div_ps(sum, inv));
+            _mm512_mask_storeu_ps(y + o, active, _mm512_div_ps(sum, size));
         }
     }
 }
-#endif
 
+static void row_max2(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+{
+    row_s2(s, x, oh, y, arg, 2, true);
+}
+static void row_max3(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+{
+    row_s2(s, x, oh, y, arg, 3, true);
+}
+static void row_ave2(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+{
+    row_s2(s, x, oh, y, arg, 2, false);
+}
+static void row_ave3(const pool_state *s, const float *x, int64_t oh, float *y, int32_t *arg)
+{
+    row_s2(s, x, oh, y, arg, 3, false);
+}
+#endif
 
 /* Whether the vectorised kernel takes this layer's interior rows. */
 static bool fast_shape(const pool_state *s)
@@ -347,7 +372,14 @@ static void pool_plane_fast(const pool_state *s, const float *x, float *y, int32
             pool_one(s, x, oh, ow, y, arg);
         }
 #if defined(__AVX512F__)
-        if (inner) row_s2_avx512(s, x, oh, y + oh * PW, arg ? arg + oh * PW : NULL);
+        if (inner) {
+            float *yr = y + oh * PW;
+            int32_t *ar = arg ? arg + oh * PW : NULL;
+            if (s->max)
+                (s->kernel_h == 2 ? row_max2 : row_max3)(s, x, oh, yr, ar);
+            else
+                (s->kernel_h == 2 ? row_ave2 : row_ave3)(s, x, oh, yr, ar);
+        }
 #endif
     }
 }
