@@ -16,11 +16,17 @@ extern "C" {
 
 #define MOKA_MAX_NDIM 8
 
+struct moka_held;
+
 typedef struct moka_tensor {
     int ndim;
     int64_t shape[MOKA_MAX_NDIM];
     float *data; /* count() floats, or NULL before allocation */
     float *grad; /* same shape as data; NULL when no gradient is kept */
+    /* Inside a net: where a layer keeps data / grad in a memory layout of its own between
+     * layers (internal to moka; NULL elsewhere). Nets bring data and grad back to `data` and
+     * `grad` before handing a tensor out (moka_net_blob, moka_net_output, moka_net_input). */
+    struct moka_held *held_data, *held_grad;
 } moka_tensor;
 
 /* Expands to the two arguments (ndim, shape array) that shape-taking functions expect:

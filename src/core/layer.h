@@ -60,6 +60,10 @@ typedef struct moka_layer_ops {
     int min_bottom, max_bottom; /* max -1: unlimited */
     int min_top, max_top;
     bool in_place_ok;
+    /* The layer reads held copies itself (src/core/layout.h): the net does not sync its bottoms
+     * before forward nor its tops' gradients before backward, and in place leaves its top's
+     * held data to it. */
+    bool reads_held;
     /* Loss layers: top[0] gets loss_weight 1 unless the config says otherwise. */
     bool is_loss;
     moka_status (*setup)(moka_layer *l, moka_err *err);

@@ -20,6 +20,7 @@
 
 #include "caffe.pb-c.h"
 #include "core/filler.h"
+#include "core/layout.h"
 #include "core/net_internal.h"
 #include "io/caffemodel.h"
 #include "moka/log.h"
@@ -32,6 +33,9 @@ typedef struct net_blob {
     int consumers;  /* layers reading this version */
     bool need_grad; /* some layer below produces a gradient into it */
     bool under_loss;
+    /* Held copies (src/core/layout.h): of the data, used by this blob and its in-place aliases
+     * (through the root's), and of this blob's own gradient. */
+    moka_held hdata, hgrad;
 } net_blob;
 
 struct moka_net {
@@ -484,6 +488,10 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
         }
         bl->t.grad = net->act_grad + og;
         og += n;
+        /* Reshaping reallocates the layers' buffers: nothing is held any more. */
+        bl->hdata = bl->hgrad = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
+        bl->t.held_data = &net->blobs[bl->alias_of < 0 ? b : bl->alias_of]->hdata;
+        bl->t.held_grad = &bl->hgrad;
     }
     moka_logf(MOKA_LOG_DEBUG, "net", "Memory required for data: %lld",
               (long long)(ndata * (int64_t)sizeof(float)));
@@ -937,12 +945,49 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* Held copies (src/core/layout.h) before a layer's forward: bottoms plain unless the layer
+ * reads held data, tops plain unless the layer works in place on held data. */
+static void prepare_forward(moka_layer *l)
+{
+    const bool reads = l->ops->reads_held;
+    if (!reads)
+        for (int i = 0; i < l->num_bottom; i++) moka_tensor_sync(l->bottom[i], false);
+    for (int i = 0; i < l->num_top; i++) {
+        bool in_place = false;
+        for (int j = 0; j < l->num_bottom; j++) in_place |= l->top[i]->data == l->bottom[j]->data;
+        if (!(reads && in_place)) moka_held_drop(l->top[i], false);
+    }
+}
+
+/* Before a layer's backward: what it reads plain, unless it reads held copies itself. */
+static void prepare_backward(moka_layer *l)
+{
+    if (l->ops->reads_held) return;
+    for (int i = 0; i < l->num_top; i++) {
+        moka_tensor_sync(l->top[i], true);
+        moka_tensor_sync(l->top[i], false);
+    }
+    for (int i = 0; i < l->num_bottom; i++) moka_tensor_sync(l->bottom[i], false);
+}
+
+/* A blob handed to the caller: plain, and nothing held (the caller may write it). */
+static moka_tensor *hand_out(net_blob *b)
+{
+    moka_tensor *t = &b->t;
+    moka_tensor_sync(t, false);
+    moka_tensor_sync(t, true);
+    moka_held_drop(t, false);
+    moka_held_drop(t, true);
+    return t;
+}
+
 moka_status moka_net_forward(moka_net *net, float *loss, moka_err *err)
 {
     double total = 0;
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
         const double t0 = net->timing ? now_ms() : 0;
+        prepare_forward(l);
         MOKA_TRY(l->ops->forward_cpu(l, err));
         if (net->timing) net->fwd_ms[li] = now_ms() - t0;
         for (int i = 0; i < l->num_top; i++) {
@@ -963,6 +1008,7 @@ moka_status moka_net_backward(moka_net *net, moka_err *err)
     const int64_t n = net->act_grad_count;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) g[i] = 0.0f;
+    for (int b = 0; b < net->num_blobs; b++) moka_held_drop(&net->blobs[b]->t, true);
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
         for (int i = 0; i < l->num_top; i++) {
@@ -980,6 +1026,7 @@ moka_status moka_net_backward(moka_net *net, moka_err *err)
         if (net->need_backward[li]) {
             moka_layer *l = net->layers[li];
             const double t0 = net->timing ? now_ms() : 0;
+            prepare_backward(l);
             MOKA_TRY(l->ops->backward_cpu(l, err));
             if (net->timing) net->bwd_ms[li] = now_ms() - t0;
         }
@@ -1021,7 +1068,7 @@ bool moka_net_layer_needs_backward(const moka_net *net, int i) { return net->nee
 moka_tensor *moka_net_blob(moka_net *net, const char *name)
 {
     const int b = find_blob(net, name);
-    return b < 0 ? NULL : &net->blobs[b]->t;
+    return b < 0 ? NULL : hand_out(net->blobs[b]);
 }
 
 int moka_net_num_outputs(const moka_net *net) { return net->num_outputs; }
@@ -1029,7 +1076,10 @@ const char *moka_net_output_name(const moka_net *net, int i)
 {
     return net->blobs[net->outputs[i]]->name;
 }
-moka_tensor *moka_net_output(moka_net *net, int i) { return &net->blobs[net->outputs[i]]->t; }
+moka_tensor *moka_net_output(moka_net *net, int i)
+{
+    return hand_out(net->blobs[net->outputs[i]]);
+}
 
 float moka_net_output_loss_weight(const moka_net *net, int i)
 {
@@ -1042,7 +1092,10 @@ float moka_net_output_loss_weight(const moka_net *net, int i)
 }
 
 int moka_net_num_inputs(const moka_net *net) { return net->num_inputs; }
-moka_tensor *moka_net_input(moka_net *net, int i) { return &net->blobs[net->inputs[i]]->t; }
+moka_tensor *moka_net_input(moka_net *net, int i)
+{
+    return hand_out(net->blobs[net->inputs[i]]);
+}
 
 int64_t moka_net_param_count(const moka_net *net) { return net->param_count; }
 float *moka_net_param_data(moka_net *net) { return net->param_data; }

@@ -395,6 +395,45 @@ void moka_conv_bias_grad(const float *dy, int64_t num, int64_t channels, int64_t
     }
 }
 
+/* moka_conv_bias_grad on dy held in `layout` (src/core/layout.h), with the same arithmetic per
+ * channel (the same eight running sums over the same elements in the same order, then the
+ * tail), so both give the same bits; the channels of a pixel are adjacent here, so the loops
+ * run across 16 channels at a time. */
+static void bias_grad_held(moka_layout layout, const float *dy, int64_t num, int64_t channels,
+                           int64_t spatial, float *db)
+{
+    enum { LANES = 8, CB = 16 };
+    /* Channels [c0, c0 + CB) (fewer at the end) sit at dy + n * nstride + c0 * cscale + i * pstride. */
+    const bool blocked = layout == MOKA_LAYOUT_NCHW16C;
+    const int64_t pstride = blocked ? CB : channels;
+    const int64_t nstride = channels * spatial;
+    const int64_t nblocks = (channels + CB - 1) / CB;
+    const int64_t body = spatial - spatial % LANES;
+#pragma omp parallel for schedule(static) if (num * channels * spatial >= (1 << 15))
+    for (int64_t cb = 0; cb < nblocks; cb++) {
+        const int64_t c0 = cb * CB, nc = channels - c0 < CB ? channels - c0 : CB;
+        const int64_t base = blocked ? c0 * spatial : c0;
+        float acc[LANES][CB] = {{0}}, tail[CB] = {0};
+        for (int64_t n = 0; n < num; n++) {
+            const float *p = dy + n * nstride + base;
+            for (int64_t i = 0; i < body; i += LANES)
+                for (int j = 0; j < LANES; j++) {
+                    const float *v = p + (i + j) * pstride;
+#pragma omp simd
+                    for (int64_t c = 0; c < CB; c++)
+                        if (c < nc) acc[j][c] += v[c];
+                }
+            for (int64_t i = body; i < spatial; i++)
+                for (int64_t c = 0; c < nc; c++) tail[c] += p[i * pstride + c];
+        }
+        for (int64_t c = 0; c < nc; c++) {
+            float s = tail[c];
+            for (int j = 0; j < LANES; j++) s += acc[j][c];
+            db[c0 + c] += s;
+        }
+    }
+}
+
 /* ---- the Convolution layer ---- */
 
 typedef struct conv_state {
@@ -515,11 +554,19 @@ static moka_status conv_forward_cpu(moka_layer *l, moka_err *err)
 {
     conv_state *s = l->state;
     MOKA_TRY(ensure_op(l, err));
+    for (int i = 0; i < l->num_bottom; i++) moka_tensor_sync(l->bottom[i], false);
     if (s->dnnl.op) {
         const float *b = s->p.bias_term ? l->weight[1]->data : NULL;
-        for (int i = 0; i < l->num_bottom; i++)
+        /* One bottom: y may stay in the op's layout (held) for layers that read it there. With
+         * several, the op's buffer serves each in turn, so every y is written plain. */
+        const bool hold = l->num_bottom == 1 && moka_held_possible(l->top[0]);
+        for (int i = 0; i < l->num_bottom; i++) {
+            moka_held h;
             MOKA_TRY(moka_dnnl_op_forward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data, b,
-                                          l->top[i]->data, err));
+                                          l->top[i]->data, hold ? &h : NULL, err));
+            if (hold && h.layout != MOKA_LAYOUT_PLAIN)
+                moka_held_set(l->top[i], false, h.layout, h.ptr);
+        }
         return MOKA_OK;
     }
     for (int i = 0; i < l->num_bottom; i++) {
@@ -538,13 +585,23 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
     const moka_conv_engine *e = &s->e;
     float *dw = l->weight[0]->grad, *db = s->p.bias_term ? l->weight[1]->grad : NULL;
     for (int i = 0; i < l->num_bottom; i++) {
+        moka_tensor_sync(l->bottom[i], false);
+        /* dy held by the layer above (in the layout this op's forward wrote y in): read there
+         * when the backward passes take it, else brought back to plain. */
+        const moka_held *h = moka_held_get(l->top[i], true);
+        if (h && !(s->dnnl.op && moka_dnnl_op_takes_dy(s->dnnl.op, h->layout))) {
+            moka_tensor_sync(l->top[i], true);
+            h = NULL;
+        }
         const float *dy = l->top[i]->grad;
         float *dx = moka_layer_bottom_grad(l, i);
-        if (db) moka_conv_bias_grad(dy, e->num, e->out_channels, e->g.out_h * e->g.out_w, db);
+        const int64_t P = e->g.out_h * e->g.out_w;
+        if (db && h) bias_grad_held(h->layout, h->ptr, e->num, e->out_channels, P, db);
+        if (db && !h) moka_conv_bias_grad(dy, e->num, e->out_channels, P, db);
         if (!dw && !dx) continue;
         if (s->dnnl.op) {
             MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
-                                           dy, dx, dw, err));
+                                           dy, h, dx, dw, err));
             continue;
         }
         const moka_conv_job job = {
@@ -584,6 +641,7 @@ static const char *conv_kernel(const moka_layer *l)
 const moka_layer_ops moka_layer_convolution = {
     .type = "Convolution", .param_field = "convolution_param", .state_size = sizeof(conv_state),
     .min_bottom = 1, .max_bottom = -1, .min_top = 1, .max_top = -1,
+    .reads_held = true,
     .setup = conv_setup, .reshape = conv_reshape,
     .forward_cpu = conv_forward_cpu, .backward_cpu = conv_backward_cpu, .destroy = conv_destroy,
     .flops = conv_flops, .kernel = conv_kernel,

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "core/layout.h"
 
 typedef struct pool_state {
     bool max, global, floor_mode;
@@ -35,6 +36,10 @@ typedef struct pool_state {
      * kernels take these, the generic code the border (empty ranges when none). */
     int64_t oh0, oh1, ow0, ow1;
     bool fast; /* engine FAST and a shape the vectorised kernel takes (fast_shape) */
+    /* The last forward read x held in this layout (src/core/layout.h; PLAIN: it read plain x). */
+    moka_layout held_in;
+    float *dx_held; /* the input gradient in held_in's layout, when backward writes it so */
+    int64_t dx_held_cap;
 } pool_state;
 
 /* Like moka_layer_errf, positioned at `field` of pooling_param when the config sets it. */
@@ -398,14 +403,321 @@ static void ave_plane_backward(const pool_state *s, const float *dy, float *dx)
         }
 }
 
+/* ---- x held channels-last or in 16-channel blocks (src/core/layout.h) ----
+ * The input is read where the producing convolution left it; the output and the argmax are
+ * plain. A group of up to 16 channels of one image is one task: element (h, w, c) of the group
+ * sits at g[(h W + w) cs + c], with cs = C (NHWC) or 16 (nChw16c). Every output runs the generic
+ * code's window scan (same order, same rules), one lane per channel, so the results are the
+ * generic code's bit for bit; the 16 lanes of a step are independent and vectorise. */
+enum { GROUP = 16 };
+
+typedef struct held_geom {
+    int64_t groups; /* channel groups per image */
+    int64_t cs;     /* stride between the pixels of a group */
+} held_geom;
+
+static held_geom held_geometry(const pool_state *s, moka_layout layout)
+{
+    held_geom g;
+    g.groups = (s->channels + GROUP - 1) / GROUP;
+    g.cs = layout == MOKA_LAYOUT_NHWC ? s->channels : GROUP;
+    return g;
+}
+
+/* The first element of group `cg` of image n. */
+static inline int64_t group_base(const pool_state *s, moka_layout layout, int64_t n, int64_t cg)
+{
+    const int64_t HW = s->height * s->width;
+    return layout == MOKA_LAYOUT_NHWC ? n * HW * s->channels + cg * GROUP
+                                      : (n * (s->channels / GROUP) + cg) * HW * GROUP;
+}
+
+#if defined(__AVX512F__)
+/* r[i] <- column i of the 16 x 16 matrix whose rows are r[0..15]. */
+static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    /* Then r[4 g + k], 128-bit block m: column 4 m + k of rows 4 g .. 4 g + 3. */
+    for (int g = 0; g < 4; g++) {
+        r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+}
+
+/* 32-bit elements (floats or indices) of tile[j][c], j < cnt, to dst[c * stride + j]. */
+static inline void tile_to_planes(const void *tile, int64_t cnt, void *dst, int64_t stride)
+{
+    __m512 r[16];
+    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps((const float *)tile + 16 * j);
+    transpose16(r);
+    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
+    for (int c = 0; c < 16; c++) __builtin_prefetch((float *)dst + c * stride + 64, 1);
+    for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps((float *)dst + c * stride, m, r[c]);
+}
+
+/* The inverse: src[c * stride + j], j < cnt, to tile[j][c] (lanes j >= cnt read as 0). */
+static inline void planes_to_tile(const void *src, int64_t stride, int64_t cnt, void *tile)
+{
+    __m512 r[16];
+    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
+    /* Sixteen planes are more streams than the hardware prefetcher follows: fetch ahead. */
+    for (int c = 0; c < 16; c++) __builtin_prefetch((const float *)src + c * stride + 64);
+    for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, (const float *)src + c * stride);
+    transpose16(r);
+    for (int j = 0; j < 16; j++) _mm512_storeu_ps((float *)tile + 16 * j, r[j]);
+}
+#endif
+
+/* Writes the outputs [o0, o0 + cnt) of nc channels from tile[j][c] into the plain planes. */
+static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROUP], int64_t cnt,
+                              int64_t nc, int64_t PHW, int64_t o0, float *y, int32_t *arg)
+{
+#if defined(__AVX512F__)
+    if (nc == GROUP) {
+        tile_to_planes(ty, cnt, y + o0, PHW);
+        if (arg) tile_to_planes(ta, cnt, arg + o0, PHW);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < nc; c++) {
+        float *yc = y + c * PHW + o0;
+        for (int64_t j = 0; j < cnt; j++) yc[j] = ty[j][c];
+        if (arg) {
+            int32_t *ac = arg + c * PHW + o0;
+            for (int64_t j = 0; j < cnt; j++) ac[j] = ta[j][c];
+        }
+    }
+}
+
+static void pool_group_held(const pool_state *s, const float *g, int64_t cs, int64_t nc, float *y,
+                            int32_t *arg)
+{
+    enum { TILE = 16 };
+    const int64_t W = s->width, PHW = s->pooled_h * s->pooled_w;
+    float ty[TILE][GROUP];
+    int32_t ta[TILE][GROUP];
+    int64_t o0 = 0, cnt = 0;
+    for (int64_t oh = 0; oh < s->pooled_h; oh++) {
+        /* The input streams from memory (a convolution just wrote it): ask for the rows the
+         * next output row adds while this one is computed. */
+        if (oh + 1 < s->pooled_h) {
+            const window cur = window_at(s, oh, 0), next = window_at(s, oh + 1, 0);
+            for (int64_t h = cur.h1 > next.h0 ? cur.h1 : next.h0; h < next.h1; h++)
+                for (int64_t i = 0; i < W * cs; i += 16) __builtin_prefetch(g + h * W * cs + i);
+        }
+        for (int64_t ow = 0; ow < s->pooled_w; ow++) {
+            const window r = window_at(s, oh, ow);
+            float *acc = ty[cnt];
+            int32_t *a = ta[cnt];
+#if defined(__AVX512F__)
+            if (nc == GROUP) {
+                __m512 m = _mm512_set1_ps(s->max ? -FLT_MAX : 0.0f);
+                __m512i am = _mm512_set1_epi32(-1);
+                for (int64_t h = r.h0; h < r.h1; h++)
+                    for (int64_t w = r.w0; w < r.w1; w++) {
+                        const __m512 v = _mm512_loadu_ps(g + (h * W + w) * cs);
+                        if (s->max) {
+                            const __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
+                            m = _mm512_mask_mov_ps(m, gt, v);
+                            am = _mm512_mask_mov_epi32(am, gt, _mm512_set1_epi32((int)(h * W + w)));
+                        } else {
+                            m = _mm512_add_ps(m, v);
+                        }
+                    }
+                if (!s->max)
+                    m = r.size > 0 ? _mm512_div_ps(m, _mm512_set1_ps((float)r.size))
+                                   : _mm512_setzero_ps();
+                _mm512_storeu_ps(acc, m);
+                _mm512_storeu_si512(a, am);
+            } else
+#endif
+            if (s->max) {
+                for (int64_t c = 0; c < nc; c++) acc[c] = -FLT_MAX, a[c] = -1;
+                for (int64_t h = r.h0; h < r.h1; h++)
+                    for (int64_t w = r.w0; w < r.w1; w++) {
+                        const float *v = g + (h * W + w) * cs;
+                        for (int64_t c = 0; c < nc; c++) {
+                            const bool gt = v[c] > acc[c];
+                            acc[c] = gt ? v[c] : acc[c];
+                            a[c] = gt ? (int32_t)(h * W + w) : a[c];
+                        }
+                    }
+            } else {
+                for (int64_t c = 0; c < nc; c++) acc[c] = 0.0f;
+                for (int64_t h = r.h0; h < r.h1; h++)
+                    for (int64_t w = r.w0; w < r.w1; w++) {
+                        const float *v = g + (h * W + w) * cs;
+                        for (int64_t c = 0; c < nc; c++) acc[c] += v[c];
+                    }
+                for (int64_t c = 0; c < nc; c++)
+                    acc[c] = r.size > 0 ? acc[c] / (float)r.size : 0.0f;
+            }
+            if (++cnt == TILE) {
+                store_tile((const float(*)[GROUP])ty, (const int32_t(*)[GROUP])ta, cnt, nc, PHW,
+                           o0, y, arg);
+                o0 += cnt;
+                cnt = 0;
+            }
+        }
+    }
+    if (cnt)
+        store_tile((const float(*)[GROUP])ty, (const int32_t(*)[GROUP])ta, cnt, nc, PHW, o0, y,
+                   arg);
+}
+
+static void pool_forward_held(const pool_state *s, moka_layout layout, const float *x, float *y,
+                              int32_t *argmax)
+{
+    const held_geom hg = held_geometry(s, layout);
+    const int64_t PHW = s->pooled_h * s->pooled_w;
+    const int64_t tasks = s->num * hg.groups;
+#pragma omp parallel for schedule(static) if (tasks * PHW * GROUP >= (1 << 14))
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t n = t / hg.groups, cg = t % hg.groups, c0 = cg * GROUP;
+        const int64_t nc = s->channels - c0 < GROUP ? s->channels - c0 : GROUP;
+        const int64_t plane = (n * s->channels + c0) * PHW;
+        pool_group_held(s, x + group_base(s, layout, n, cg), hg.cs, nc, y + plane,
+                        s->max ? argmax + plane : NULL);
+    }
+}
+
+/* Reads the outputs [o0, o0 + cnt) of nc channels of the plain planes into tile[j][c]. */
+static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, int64_t nc,
+                             int64_t PHW, int64_t o0, float (*ty)[GROUP], int32_t (*ta)[GROUP])
+{
+#if defined(__AVX512F__)
+    if (nc == GROUP) {
+        planes_to_tile(dy + o0, PHW, cnt, ty);
+        if (arg) planes_to_tile(arg + o0, PHW, cnt, ta);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < nc; c++) {
+        const float *dc = dy + c * PHW + o0;
+        for (int64_t j = 0; j < cnt; j++) ty[j][c] = dc[j];
+        if (arg) {
+            const int32_t *ac = arg + c * PHW + o0;
+            for (int64_t j = 0; j < cnt; j++) ta[j][c] = ac[j];
+        }
+    }
+}
+
+/* One group's input gradient, added into g (zeroed by the caller): per channel the generic
+ * code's additions in the generic code's order (outputs in order; for MAX dy to the argmax, for
+ * AVE dy / size over the window). */
+static void unpool_group_held(const pool_state *s, const float *dy, const int32_t *arg,
+                              int64_t cs, int64_t nc, float *g)
+{
+    enum { TILE = 16 };
+    const int64_t W = s->width, PW = s->pooled_w, PHW = s->pooled_h * s->pooled_w;
+    float ty[TILE][GROUP];
+    int32_t ta[TILE][GROUP];
+    for (int64_t o0 = 0; o0 < PHW; o0 += TILE) {
+        const int64_t cnt = PHW - o0 < TILE ? PHW - o0 : TILE;
+        load_tile(dy, s->max ? arg : NULL, cnt, nc, PHW, o0, ty, ta);
+        for (int64_t j = 0; j < cnt; j++) {
+            const int64_t o = o0 + j;
+            const window r = window_at(s, o / PW, o % PW);
+#if defined(__AVX512F__)
+            if (nc == GROUP) {
+                const __m512 d = _mm512_loadu_ps(ty[j]);
+                if (s->max) {
+                    const __m512i am = _mm512_loadu_si512(ta[j]);
+                    for (int64_t h = r.h0; h < r.h1; h++)
+                        for (int64_t w = r.w0; w < r.w1; w++) {
+                            /* No branch on `hit`: it is data-dependent and mispredicts. */
+                            const __mmask16 hit = _mm512_cmpeq_epi32_mask(
+                                am, _mm512_set1_epi32((int)(h * W + w)));
+                            float *q = g + (h * W + w) * cs;
+                            _mm512_storeu_ps(q, _mm512_mask_add_ps(_mm512_loadu_ps(q), hit,
+                                                                   _mm512_loadu_ps(q), d));
+                        }
+                } else if (r.size > 0) {
+                    const __m512 v = _mm512_div_ps(d, _mm512_set1_ps((float)r.size));
+                    for (int64_t h = r.h0; h < r.h1; h++)
+                        for (int64_t w = r.w0; w < r.w1; w++) {
+                            float *q = g + (h * W + w) * cs;
+                            _mm512_storeu_ps(q, _mm512_add_ps(_mm512_loadu_ps(q), v));
+                        }
+                }
+                continue;
+            }
+#endif
+            if (s->max) {
+                for (int64_t c = 0; c < nc; c++)
+                    if (ta[j][c] >= 0) g[ta[j][c] * cs + c] += ty[j][c];
+            } else if (r.size > 0) {
+                for (int64_t h = r.h0; h < r.h1; h++)
+                    for (int64_t w = r.w0; w < r.w1; w++)
+                        for (int64_t c = 0; c < nc; c++)
+                            g[(h * W + w) * cs + c] += ty[j][c] / (float)r.size;
+            }
+        }
+    }
+}
+
+/* The input gradient written whole into dx (the held layout), from dy and the argmax (plain).
+ * A step is one image channels-last (its pixels interleave all groups) or one 16-channel block;
+ * it zeroes its part of dx first, so that part stays in cache for the additions. */
+static void pool_backward_held(const pool_state *s, moka_layout layout, const float *dy,
+                               const int32_t *argmax, float *dx)
+{
+    const held_geom hg = held_geometry(s, layout);
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
+    const bool nhwc = layout == MOKA_LAYOUT_NHWC;
+    const int64_t steps = nhwc ? s->num : s->num * hg.groups;
+    const int64_t per = nhwc ? HW * s->channels : HW * GROUP;
+#pragma omp parallel for schedule(static) if (steps * per >= (1 << 15))
+    for (int64_t t = 0; t < steps; t++) {
+        memset(dx + t * per, 0, (size_t)per * sizeof *dx);
+        const int64_t n = nhwc ? t : t / hg.groups;
+        const int64_t cg0 = nhwc ? 0 : t % hg.groups, cg1 = nhwc ? hg.groups : cg0 + 1;
+        for (int64_t cg = cg0; cg < cg1; cg++) {
+            const int64_t c0 = cg * GROUP;
+            const int64_t nc = s->channels - c0 < GROUP ? s->channels - c0 : GROUP;
+            const int64_t plane = (n * s->channels + c0) * PHW;
+            unpool_group_held(s, dy + plane, argmax ? argmax + plane : NULL, hg.cs, nc,
+                              dx + group_base(s, layout, n, cg));
+        }
+    }
+}
+
 static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
-    const pool_state *s = l->state;
+    pool_state *s = l->state;
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
     const float *x = l->bottom[0]->data;
     float *y = l->top[0]->data, *mask = l->num_top > 1 ? l->top[1]->data : NULL;
     int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
+    const moka_held *h = moka_held_get(l->bottom[0], false);
+    s->held_in = h && l->ctx->engine == MOKA_ENGINE_FAST ? h->layout : MOKA_LAYOUT_PLAIN;
+    if (s->held_in != MOKA_LAYOUT_PLAIN) {
+        pool_forward_held(s, s->held_in, h->ptr, y, argmax);
+        if (mask)
+#pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
+            for (int64_t o = 0; o < planes * PHW; o++) mask[o] = (float)argmax[o];
+        return MOKA_OK;
+    }
+    moka_tensor_sync(l->bottom[0], false);
 #pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
     for (int64_t nc = 0; nc < planes; nc++) {
         const float *xp = x + nc * HW;
@@ -421,13 +733,30 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     return MOKA_OK;
 }
 
-static moka_status pool_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
 {
-    const pool_state *s = l->state;
+    pool_state *s = l->state;
     float *dx = moka_layer_bottom_grad(l, 0);
     if (!dx) return MOKA_OK;
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
+    moka_tensor_sync(l->top[0], true);
     const float *dy = l->top[0]->grad;
+    /* Forward read x held and the producer still holds it: the gradient goes back in its
+     * layout, written whole (layout.h), for the producer to read without a conversion. */
+    const moka_held *h = moka_held_get(l->bottom[0], false);
+    if (s->held_in != MOKA_LAYOUT_PLAIN && h && h->layout == s->held_in) {
+        const int64_t n = moka_tensor_count(l->bottom[0]);
+        if (n > s->dx_held_cap) {
+            float *p = realloc(s->dx_held, (size_t)n * sizeof *p);
+            if (!p)
+                return moka_layer_errf(l, err, MOKA_ERR_NOMEM,
+                                       "out of memory for the input gradient");
+            s->dx_held = p;
+            s->dx_held_cap = n;
+        }
+        pool_backward_held(s, s->held_in, dy, s->argmax, s->dx_held);
+        if (moka_held_set(l->bottom[0], true, s->held_in, s->dx_held)) return MOKA_OK;
+    }
     const int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
     /* Each plane's windows touch only that plane, so planes run in parallel without races. */
@@ -450,6 +779,7 @@ static void pool_destroy(moka_layer *l)
 {
     pool_state *s = l->state;
     free(s->argmax);
+    free(s->dx_held);
 }
 
 static const char *pool_kernel(const moka_layer *l)
@@ -461,6 +791,7 @@ static const char *pool_kernel(const moka_layer *l)
 const moka_layer_ops moka_layer_pooling = {
     .type = "Pooling", .param_field = "pooling_param", .state_size = sizeof(pool_state),
     .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 2,
+    .reads_held = true,
     .setup = pool_setup, .reshape = pool_reshape,
     .forward_cpu = pool_forward_cpu, .backward_cpu = pool_backward_cpu, .destroy = pool_destroy,
     .kernel = pool_kernel,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "core/layout.h"
 
 /* Element counts below this run on one thread: spawning the team would cost more. */
 #define PAR_MIN 4096
@@ -44,13 +45,30 @@ static moka_status relu_reshape(moka_layer *l, moka_err *err)
     return MOKA_OK;
 }
 
+/* In place on data a convolution holds in its layout (src/core/layout.h), ReLU works there (one
+ * value per element whatever the order), and so does backward when the layer above held dy in
+ * the same layout. With a negative slope in place, forward keeps a copy of x, so it works on
+ * plain data. */
+static bool works_held(const moka_layer *l, const relu *s)
+{
+    return l->in_place && s->slope >= 0.0f;
+}
+
 static moka_status relu_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 {
     relu *s = l->state;
-    const float *x = l->bottom[0]->data;
-    float *y = l->top[0]->data;
+    const moka_held *h = moka_held_get(l->bottom[0], false);
+    if (h && !works_held(l, s)) {
+        moka_tensor_sync(l->bottom[0], false);
+        moka_held_drop(l->top[0], false);
+        h = NULL;
+    }
+    const float *x = h ? h->ptr : l->bottom[0]->data;
+    float *y = h ? h->ptr : l->top[0]->data;
     const int64_t n = moka_tensor_count(l->bottom[0]);
     const float slope = s->slope;
+    /* Writing the held copy leaves the plain one stale. */
+    if (h) moka_held_set(l->top[0], false, h->layout, h->ptr);
     if (l->in_place && slope < 0.0f) memcpy(s->x_copy, x, (size_t)n * sizeof *x);
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
@@ -62,6 +80,25 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const relu *s = l->state;
     float *dx = moka_layer_bottom_grad(l, 0);
     if (!dx) return MOKA_OK;
+    const moka_held *hd = moka_held_get(l->top[0], false), *hg = moka_held_get(l->top[0], true);
+    if (hg && hd && hd->layout == hg->layout && works_held(l, s) &&
+        moka_held_possible(l->bottom[0])) {
+        /* y and dy held in one layout: dx overwrites dy there (nothing else reads dy) and
+         * becomes the bottom's held gradient. 0 + (...) as the plain path adds into zeroed dx
+         * (so a -0 comes out +0 there too). */
+        const float *y = hd->ptr;
+        float *g = hg->ptr;
+        const moka_layout layout = hg->layout;
+        const int64_t n = moka_tensor_count(l->bottom[0]);
+        const float slope = s->slope;
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) g[i] = 0.0f + (y[i] > 0.0f ? g[i] : slope * g[i]);
+        moka_held_set(l->bottom[0], true, layout, g);
+        return MOKA_OK;
+    }
+    moka_tensor_sync(l->top[0], true);
+    moka_tensor_sync(l->top[0], false);
+    moka_tensor_sync(l->bottom[0], false);
     /* Out of place x is the bottom. In place with slope >= 0, y > 0 exactly when x > 0, so y
      * serves as x's sign; with slope < 0 forward kept x. */
     const float *x = !l->in_place ? l->bottom[0]->data : s->slope < 0.0f ? s->x_copy
@@ -87,6 +124,7 @@ const moka_layer_ops moka_layer_relu = {
     .state_size = sizeof(relu),
     .min_bottom = 1, .max_bottom = 1, .min_top = 1, .max_top = 1,
     .in_place_ok = true,
+    .reads_held = true,
     .setup = relu_setup,
     .reshape = relu_reshape,
     .forward_cpu = relu_forward_cpu,

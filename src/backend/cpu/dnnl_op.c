@@ -79,6 +79,13 @@ typedef struct edge {
      * speed (LeNet conv2's dy, 64 x 50 x 8 x 8: 0.14 ms). */
     bool transpose, bf16, add;
     int64_t nchw[3];
+    /* Input edges of dy: the held layout (src/core/layout.h) the primitive reads dy in, if any
+     * (in fp32, fed directly through `held`, a handle-only memory; or in bf16, converted
+     * element by element into `inner`), and dy's element count. */
+    moka_layout held_layout;
+    bool held_bf16;
+    dnnl_memory_t held;
+    int64_t count;
 } edge;
 
 /* Round to nearest even, NaN kept quiet: what oneDNN's conversion does. */
@@ -152,6 +159,7 @@ static void set_transpose(edge *e, const dnnl_memory_desc_t *user_md, bool bf16,
 
 static void edge_free(edge *e)
 {
+    if (e->held) dnnl_memory_destroy(e->held);
     if (e->reorder) dnnl_primitive_destroy(e->reorder);
     if (e->inner && e->inner != e->user) dnnl_memory_destroy(e->inner);
     if (e->user) dnnl_memory_destroy(e->user);
@@ -246,6 +254,55 @@ static moka_status edge_store(edge *e, float *p, moka_err *err)
     return MOKA_OK;
 }
 
+/* The held layout `md` is, in data type `dt`: channels-last, or nChw16c with whole blocks. */
+static moka_layout layout_of(const dnnl_memory_desc_t *md, dnnl_data_type_t dt)
+{
+    if (md->ndims != 4 || md->data_type != dt) return MOKA_LAYOUT_PLAIN;
+    dnnl_memory_desc_t t;
+    if (dnnl_memory_desc_init_by_tag(&t, 4, md->dims, dt, dnnl_nhwc) == dnnl_success &&
+        dnnl_memory_desc_equal(&t, md))
+        return MOKA_LAYOUT_NHWC;
+    if (md->dims[1] % 16 == 0 &&
+        dnnl_memory_desc_init_by_tag(&t, 4, md->dims, dt, dnnl_nChw16c) == dnnl_success &&
+        dnnl_memory_desc_equal(&t, md))
+        return MOKA_LAYOUT_NCHW16C;
+    return MOKA_LAYOUT_PLAIN;
+}
+
+/* For an input edge of dy: whether (and how) it can take dy held instead of plain. */
+static moka_status edge_allow_held(edge *e, moka_err *err)
+{
+    if (e->inner == e->user) return MOKA_OK; /* the primitive reads plain dy */
+    const dnnl_memory_desc_t *want;
+    DNNL_TRY(dnnl_memory_get_memory_desc(e->inner, &want), "memory desc");
+    e->count = want->dims[0] * want->dims[1] * want->dims[2] * want->dims[3];
+    e->held_layout = layout_of(want, dnnl_f32);
+    if (e->held_layout != MOKA_LAYOUT_PLAIN)
+        DNNL_TRY(dnnl_memory_create(&e->held, want, g_engine, DNNL_MEMORY_NONE), "memory");
+    else if ((e->held_layout = layout_of(want, dnnl_bf16)) != MOKA_LAYOUT_PLAIN)
+        e->held_bf16 = true;
+    return MOKA_OK;
+}
+
+/* Feeds held dy to the edge; *use receives the memory the primitive reads. */
+static moka_status edge_load_held(edge *e, const moka_held *h, dnnl_memory_t *use, moka_err *err)
+{
+    if (!e->held_bf16) {
+        DNNL_TRY(dnnl_memory_set_data_handle(e->held, h->ptr), "set handle");
+        *use = e->held;
+        return MOKA_OK;
+    }
+    void *in;
+    DNNL_TRY(dnnl_memory_get_data_handle(e->inner, &in), "get handle");
+    uint16_t *o = in;
+    const float *src = h->ptr;
+    const int64_t n = e->count;
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 15))
+    for (int64_t i = 0; i < n; i++) o[i] = to_bf16(src[i]);
+    *use = e->inner;
+    return MOKA_OK;
+}
+
 /* ---- the op ---- */
 
 enum { FWD, BWD_D, BWD_W, NPASS };
@@ -259,6 +316,9 @@ struct moka_dnnl_op {
     edge w_x, w_dy, w_dw;
     /* Backward-weights reads dy in backward-data's layout: d_dy serves both and w_dy is unused. */
     bool share_dy;
+    /* The held layout the forward writes y in (PLAIN when it writes plain y directly or in a
+     * layout moka does not hold). */
+    moka_layout y_layout;
     char kernel[160];
 };
 
@@ -272,6 +332,7 @@ static void op_release(moka_dnnl_op *op)
                      &op->d_w, &op->d_dx, &op->w_x, &op->w_dy, &op->w_dw};
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) edge_free(edges[i]);
     op->share_dy = false;
+    op->y_layout = MOKA_LAYOUT_PLAIN;
 }
 
 void moka_dnnl_op_free(moka_dnnl_op *op)
@@ -438,8 +499,11 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
     if (rc == MOKA_OK) rc = edge_in(&op->f_w, &u.w, md_of(pd[FWD], DNNL_ARG_WEIGHTS), err);
     if (rc == MOKA_OK && s->bias) rc = edge_in(&op->f_b, &u.b, md_of(pd[FWD], DNNL_ARG_BIAS), err);
     if (rc == MOKA_OK) rc = edge_out(&op->f_y, md_of(pd[FWD], DNNL_ARG_DST), &u.y, false, err);
+    if (rc == MOKA_OK && op->f_y.inner != op->f_y.user)
+        op->y_layout = layout_of(md_of(pd[FWD], DNNL_ARG_DST), dnnl_f32);
     if (rc == MOKA_OK && pd[BWD_D]) {
         rc = edge_in(&op->d_dy, &u.y, md_of(pd[BWD_D], DNNL_ARG_DIFF_DST), err);
+        if (rc == MOKA_OK) rc = edge_allow_held(&op->d_dy, err);
         if (rc == MOKA_OK) rc = edge_in(&op->d_w, &u.w, md_of(pd[BWD_D], DNNL_ARG_WEIGHTS), err);
         if (rc == MOKA_OK)
             rc = edge_out(&op->d_dx, md_of(pd[BWD_D], DNNL_ARG_DIFF_SRC), &u.x, true, err);
@@ -448,8 +512,10 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
         op->share_dy = pd[BWD_D] && dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
                                                            md_of(pd[BWD_W], DNNL_ARG_DIFF_DST));
         rc = edge_in(&op->w_x, &u.x, md_of(pd[BWD_W], DNNL_ARG_SRC), err);
-        if (rc == MOKA_OK && !op->share_dy)
+        if (rc == MOKA_OK && !op->share_dy) {
             rc = edge_in(&op->w_dy, &u.y, md_of(pd[BWD_W], DNNL_ARG_DIFF_DST), err);
+            if (rc == MOKA_OK) rc = edge_allow_held(&op->w_dy, err);
+        }
         if (rc == MOKA_OK)
             rc = edge_out(&op->w_dw, md_of(pd[BWD_W], DNNL_ARG_DIFF_WEIGHTS), &u.w, true, err);
     }
@@ -511,8 +577,10 @@ static moka_status run(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *
 }
 
 moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *w, const float *b,
-                                 float *y, moka_err *err)
+                                 float *y, moka_held *hold, moka_err *err)
 {
+    const bool keep = hold && op->y_layout != MOKA_LAYOUT_PLAIN;
+    if (hold) *hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
     MOKA_TRY(edge_load(&op->f_x, x, err));
     MOKA_TRY(edge_load(&op->f_w, w, err));
     /* The forward writes y's inner buffer; for a direct edge that is y itself. */
@@ -527,18 +595,44 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *
         a[n++].memory = op->f_b.inner;
     }
     MOKA_TRY(run(op->prim[FWD], n, a, err));
-    return edge_store(&op->f_y, y, err);
+    if (!keep) return edge_store(&op->f_y, y, err);
+    void *inner;
+    DNNL_TRY(dnnl_memory_get_data_handle(op->f_y.inner, &inner), "get handle");
+    *hold = (moka_held){op->y_layout, inner, true};
+    return MOKA_OK;
+}
+
+bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout)
+{
+    if (layout == MOKA_LAYOUT_PLAIN) return false;
+    if (op->prim[BWD_D] && op->d_dy.held_layout != layout) return false;
+    if (op->prim[BWD_W] && !op->share_dy && op->w_dy.held_layout != layout) return false;
+    return op->prim[BWD_D] || op->prim[BWD_W];
+}
+
+/* Loads dy (plain, or held when h is not NULL) into a dy edge; *use receives the memory the
+ * primitive reads. */
+static moka_status load_dy(edge *e, const float *dy, const moka_held *h, dnnl_memory_t *use,
+                           moka_err *err)
+{
+    if (h) return edge_load_held(e, h, use, err);
+    MOKA_TRY(edge_load(e, dy, err));
+    *use = e->inner;
+    return MOKA_OK;
 }
 
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  float *dx, float *dw, moka_err *err)
+                                  const moka_held *dy_held, float *dx, float *dw, moka_err *err)
 {
+    if (dy_held && !moka_dnnl_op_takes_dy(op, dy_held->layout))
+        return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward cannot read dy in this layout");
     if (dx && !op->prim[BWD_D])
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to data was not built");
+    dnnl_memory_t d_dy = NULL;
     if (dx) {
-        MOKA_TRY(edge_load(&op->d_dy, dy, err));
+        MOKA_TRY(load_dy(&op->d_dy, dy, dy_held, &d_dy, err));
         MOKA_TRY(edge_load(&op->d_w, w, err));
-        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, op->d_dy.inner},
+        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, d_dy},
                                       {DNNL_ARG_WEIGHTS, op->d_w.inner},
                                       {DNNL_ARG_DIFF_SRC, op->d_dx.inner}};
         MOKA_TRY(run(op->prim[BWD_D], 3, a, err));
@@ -549,10 +643,11 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
     if (dw) {
         MOKA_TRY(edge_load(&op->w_x, x, err));
         /* With a shared layout, d_dy already holds dy when backward-data just ran. */
-        edge *dye = op->share_dy ? &op->d_dy : &op->w_dy;
-        if (!(dx && op->share_dy)) MOKA_TRY(edge_load(dye, dy, err));
+        dnnl_memory_t w_dy = d_dy;
+        if (!(d_dy && op->share_dy))
+            MOKA_TRY(load_dy(op->share_dy ? &op->d_dy : &op->w_dy, dy, dy_held, &w_dy, err));
         const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, op->w_x.inner},
-                                      {DNNL_ARG_DIFF_DST, dye->inner},
+                                      {DNNL_ARG_DIFF_DST, w_dy},
                                       {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};
         MOKA_TRY(run(op->prim[BWD_W], 3, a, err));
         MOKA_TRY(edge_store(&op->w_dw, dw, err));

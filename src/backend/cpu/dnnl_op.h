@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/layout.h"
 #include "moka/status.h"
 
 typedef enum moka_dnnl_kind { MOKA_DNNL_CONV, MOKA_DNNL_IP } moka_dnnl_kind;
@@ -54,13 +55,19 @@ typedef struct moka_dnnl_op moka_dnnl_op;
 moka_status moka_dnnl_op_create(const moka_dnnl_shape *s, moka_dnnl_op **out, moka_err *err);
 void moka_dnnl_op_free(moka_dnnl_op *op);
 
-/* y = op(x, W) (+ b). */
+/* y = op(x, W) (+ b). With `hold` not NULL and the primitive writing y in one of moka's held
+ * layouts (src/core/layout.h: channels-last or nChw16c fp32), y is not converted: *hold gets
+ * that layout and the op's buffer holding y (valid until the next forward), and y is left
+ * untouched. Otherwise y is written and hold->layout is MOKA_LAYOUT_PLAIN. */
 moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *w, const float *b,
-                                 float *y, moka_err *err);
+                                 float *y, moka_held *hold, moka_err *err);
+/* Whether backward takes dy held in `layout` (fp32) without a conversion to plain. */
+bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout);
 /* dx += d/dx, dW += d/dW of <dy, y>; either may be NULL (skipped), and must be when its pass
- * was not built. x is needed for dW only. */
+ * was not built. x is needed for dW only. dy is plain, or, when dy_held is not NULL, in
+ * dy_held->layout at dy_held->ptr (a layout moka_dnnl_op_takes_dy accepts). */
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  float *dx, float *dw, moka_err *err);
+                                  const moka_held *dy_held, float *dx, float *dw, moka_err *err);
 
 /* "oneDNN jit:avx512_core" or "oneDNN bf16 brgconv:avx512_core_bf16 / jit_bf16:..." (the
  * implementations of the passes). */
