@@ -6,6 +6,7 @@
 #ifndef MOKA_CTX_H
 #define MOKA_CTX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "moka/status.h"
@@ -38,6 +39,11 @@ typedef struct moka_ctx {
     int rank, world_size;
     moka_engine engine;
     moka_precision precision;
+    /* The fast engine lets a convolution leave its output in oneDNN's layout for the ReLU and
+     * Pooling layers after it (and take their gradient back in it), converting to plain
+     * (N, C, H, W) only where another layer or the caller reads the data. true keeps every
+     * activation plain between layers: the same numbers, more conversions (for debugging). */
+    bool plain_layouts;
 } moka_ctx;
 
 /* Defaults: all CPUs, seed 1701 (Caffe's default when random_seed is unset is time-based;

@@ -16,6 +16,7 @@ void moka_ctx_init(moka_ctx *ctx)
     ctx->world_size = 1;
     ctx->engine = MOKA_ENGINE_FAST;
     ctx->precision = MOKA_PRECISION_FP32;
+    ctx->plain_layouts = false;
 }
 
 moka_status moka_ctx_check_precision(const moka_ctx *ctx, moka_err *err)

@@ -559,7 +559,8 @@ static moka_status conv_forward_cpu(moka_layer *l, moka_err *err)
         const float *b = s->p.bias_term ? l->weight[1]->data : NULL;
         /* One bottom: y may stay in the op's layout (held) for layers that read it there. With
          * several, the op's buffer serves each in turn, so every y is written plain. */
-        const bool hold = l->num_bottom == 1 && moka_held_possible(l->top[0]);
+        const bool hold =
+            l->num_bottom == 1 && !l->ctx->plain_layouts && moka_held_possible(l->top[0]);
         for (int i = 0; i < l->num_bottom; i++) {
             moka_held h;
             MOKA_TRY(moka_dnnl_op_forward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data, b,

@@ -21,6 +21,8 @@ typedef struct {
      * negative slope is positive), so forward keeps a copy of x for backward. */
     float *x_copy;
     int64_t x_cap;
+    float *dx_held; /* dx in a held layout (see relu_backward_cpu) */
+    int64_t dx_held_cap;
 } relu;
 
 static moka_status relu_setup(moka_layer *l, moka_err *err MOKA_UNUSED)
@@ -75,25 +77,30 @@ static moka_status relu_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     return MOKA_OK;
 }
 
-static moka_status relu_backward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
 {
-    const relu *s = l->state;
+    relu *s = l->state;
     float *dx = moka_layer_bottom_grad(l, 0);
     if (!dx) return MOKA_OK;
     const moka_held *hd = moka_held_get(l->top[0], false), *hg = moka_held_get(l->top[0], true);
     if (hg && hd && hd->layout == hg->layout && works_held(l, s) &&
         moka_held_possible(l->bottom[0])) {
-        /* y and dy held in one layout: dx overwrites dy there (nothing else reads dy) and
-         * becomes the bottom's held gradient. 0 + (...) as the plain path adds into zeroed dx
-         * (so a -0 comes out +0 there too). */
-        const float *y = hd->ptr;
-        float *g = hg->ptr;
-        const moka_layout layout = hg->layout;
+        /* y and dy held in one layout: dx is written whole in it, in a buffer of the layer's
+         * own (dy stays what it was, as on the plain path), and becomes the bottom's held
+         * gradient. 0 + (...) as the plain path adds into zeroed dx (so -0 comes out +0). */
         const int64_t n = moka_tensor_count(l->bottom[0]);
+        if (n > s->dx_held_cap) {
+            float *p = realloc(s->dx_held, (size_t)n * sizeof *p);
+            if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for dx");
+            s->dx_held = p;
+            s->dx_held_cap = n;
+        }
+        const float *y = hd->ptr, *g = hg->ptr;
+        float *d = s->dx_held;
         const float slope = s->slope;
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i++) g[i] = 0.0f + (y[i] > 0.0f ? g[i] : slope * g[i]);
-        moka_held_set(l->bottom[0], true, layout, g);
+        for (int64_t i = 0; i < n; i++) d[i] = 0.0f + (y[i] > 0.0f ? g[i] : slope * g[i]);
+        moka_held_set(l->bottom[0], true, hg->layout, d);
         return MOKA_OK;
     }
     moka_tensor_sync(l->top[0], true);
@@ -116,6 +123,8 @@ static void relu_destroy(moka_layer *l)
     relu *s = l->state;
     free(s->x_copy);
     s->x_copy = NULL;
+    free(s->dx_held);
+    s->dx_held = NULL;
 }
 
 const moka_layer_ops moka_layer_relu = {
