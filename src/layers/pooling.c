@@ -368,8 +368,14 @@ static bool fast_shape(const pool_state *s)
 
 static void pool_plane_fast(const pool_state *s, const float *x, float *y, int32_t *arg)
 {
-    const int64_t PW = s->pooled_w;
-    for (int64_t oh = 0; oh < s->pooled_h; oh++) {
+    const int64_t PW = s->pooled_w, PH = s->pooled_h;
+    /* The planes come from memory (a convolution just wrote them) and are small: fetch the next
+     * plane a slice per output row, so it is in cache when its turn comes. */
+    const int64_t lines = (s->height * s->width + 15) / 16;
+    const float *next = x + s->height * s->width;
+    for (int64_t oh = 0; oh < PH; oh++) {
+        for (int64_t i = oh * lines / PH; i < (oh + 1) * lines / PH; i++)
+            __builtin_prefetch(next + i * 16);
         const bool inner = oh >= s->oh0 && oh < s->oh1;
         for (int64_t ow = 0; ow < PW; ow++) {
             if (inner && ow == s->ow0) ow = s->ow1;
