@@ -319,6 +319,10 @@ struct moka_dnnl_op {
     /* The held layout the forward writes y in (PLAIN when it writes plain y directly or in a
      * layout moka does not hold). */
     moka_layout y_layout;
+    /* Backward-weights reads x in the forward's layout: when backward gets the x the last
+     * forward converted (fx_last), it reads f_x's copy instead of converting x again. */
+    bool share_x;
+    const float *fx_last;
     char kernel[160];
 };
 
@@ -333,6 +337,8 @@ static void op_release(moka_dnnl_op *op)
     for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) edge_free(edges[i]);
     op->share_dy = false;
     op->y_layout = MOKA_LAYOUT_PLAIN;
+    op->share_x = false;
+    op->fx_last = NULL;
 }
 
 void moka_dnnl_op_free(moka_dnnl_op *op)
@@ -511,6 +517,9 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
     if (rc == MOKA_OK && pd[BWD_W]) {
         op->share_dy = pd[BWD_D] && dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
                                                            md_of(pd[BWD_W], DNNL_ARG_DIFF_DST));
+        op->share_x = op->f_x.inner != op->f_x.user &&
+                      dnnl_memory_desc_equal(md_of(pd[FWD], DNNL_ARG_SRC),
+                                             md_of(pd[BWD_W], DNNL_ARG_SRC));
         rc = edge_in(&op->w_x, &u.x, md_of(pd[BWD_W], DNNL_ARG_SRC), err);
         if (rc == MOKA_OK && !op->share_dy) {
             rc = edge_in(&op->w_dy, &u.y, md_of(pd[BWD_W], DNNL_ARG_DIFF_DST), err);
@@ -581,7 +590,9 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *
 {
     const bool keep = hold && op->y_layout != MOKA_LAYOUT_PLAIN;
     if (hold) *hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
+    op->fx_last = NULL;
     MOKA_TRY(edge_load(&op->f_x, x, err));
+    op->fx_last = x;
     MOKA_TRY(edge_load(&op->f_w, w, err));
     /* The forward writes y's inner buffer; for a direct edge that is y itself. */
     DNNL_TRY(dnnl_memory_set_data_handle(op->f_y.user, y), "set handle");
@@ -641,12 +652,18 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
     if (dw && !op->prim[BWD_W])
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to weights was not built");
     if (dw) {
-        MOKA_TRY(edge_load(&op->w_x, x, err));
+        /* x as the last forward converted it, when it is the same tensor (the layers' rule:
+         * backward sees the bottoms forward saw); else converted here. */
+        dnnl_memory_t w_x = op->f_x.inner;
+        if (!(op->share_x && x == op->fx_last)) {
+            MOKA_TRY(edge_load(&op->w_x, x, err));
+            w_x = op->w_x.inner;
+        }
         /* With a shared layout, d_dy already holds dy when backward-data just ran. */
         dnnl_memory_t w_dy = d_dy;
         if (!(d_dy && op->share_dy))
             MOKA_TRY(load_dy(op->share_dy ? &op->d_dy : &op->w_dy, dy, dy_held, &w_dy, err));
-        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, op->w_x.inner},
+        const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, w_x},
                                       {DNNL_ARG_DIFF_DST, w_dy},
                                       {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};
         MOKA_TRY(run(op->prim[BWD_W], 3, a, err));

@@ -64,7 +64,8 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *
 /* Whether backward takes dy held in `layout` (fp32) without a conversion to plain. */
 bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout);
 /* dx += d/dx, dW += d/dW of <dy, y>; either may be NULL (skipped), and must be when its pass
- * was not built. x is needed for dW only. dy is plain, or, when dy_held is not NULL, in
+ * was not built. x is needed for dW only; when it is the tensor the last forward read, the op
+ * reuses its converted copy (layers' backward sees the bottoms their forward saw). dy is plain, or, when dy_held is not NULL, in
  * dy_held->layout at dy_held->ptr (a layout moka_dnnl_op_takes_dy accepts). */
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
                                   const moka_held *dy_held, float *dx, float *dw, moka_err *err);
