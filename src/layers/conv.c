@@ -398,12 +398,13 @@ void moka_conv_bias_grad(const float *dy, int64_t num, int64_t channels, int64_t
 /* moka_conv_bias_grad on dy held in `layout` (src/core/layout.h), with the same arithmetic per
  * channel (the same eight running sums over the same elements in the same order, then the
  * tail), so both give the same bits; the channels of a pixel are adjacent here, so the loops
- * run across 16 channels at a time. */
+ * run across 16 channels at a time. With `bf16` not NULL, the pass also writes dy rounded to
+ * bf16 there, in the same layout (what the bf16 backward passes read). */
 static void bias_grad_held(moka_layout layout, const float *dy, int64_t num, int64_t channels,
-                           int64_t spatial, float *db)
+                           int64_t spatial, float *db, uint16_t *bf16)
 {
     enum { LANES = 8, CB = 16 };
-    /* Channels [c0, c0 + CB) (fewer at the end) sit at dy + n * nstride + c0 * cscale + i * pstride. */
+    /* Channels [c0, c0 + nc) of pixel i of image n sit at dy + n nstride + base + i pstride. */
     const bool blocked = layout == MOKA_LAYOUT_NCHW16C;
     const int64_t pstride = blocked ? CB : channels;
     const int64_t nstride = channels * spatial;
@@ -415,16 +416,25 @@ static void bias_grad_held(moka_layout layout, const float *dy, int64_t num, int
         const int64_t base = blocked ? c0 * spatial : c0;
         float acc[LANES][CB] = {{0}}, tail[CB] = {0};
         for (int64_t n = 0; n < num; n++) {
-            const float *p = dy + n * nstride + base;
+            const int64_t at = n * nstride + base;
+            const float *p = dy + at;
+            uint16_t *q = bf16 ? bf16 + at : NULL;
             for (int64_t i = 0; i < body; i += LANES)
                 for (int j = 0; j < LANES; j++) {
                     const float *v = p + (i + j) * pstride;
 #pragma omp simd
-                    for (int64_t c = 0; c < CB; c++)
-                        if (c < nc) acc[j][c] += v[c];
+                    for (int64_t c = 0; c < nc; c++) acc[j][c] += v[c];
+                    if (q) {
+                        uint16_t *o = q + (i + j) * pstride;
+#pragma omp simd
+                        for (int64_t c = 0; c < nc; c++) o[c] = moka_dnnl_to_bf16(v[c]);
+                    }
                 }
             for (int64_t i = body; i < spatial; i++)
-                for (int64_t c = 0; c < nc; c++) tail[c] += p[i * pstride + c];
+                for (int64_t c = 0; c < nc; c++) {
+                    tail[c] += p[i * pstride + c];
+                    if (q) q[i * pstride + c] = moka_dnnl_to_bf16(p[i * pstride + c]);
+                }
         }
         for (int64_t c = 0; c < nc; c++) {
             float s = tail[c];
@@ -597,12 +607,15 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         const float *dy = l->top[i]->grad;
         float *dx = moka_layer_bottom_grad(l, i);
         const int64_t P = e->g.out_h * e->g.out_w;
-        if (db && h) bias_grad_held(h->layout, h->ptr, e->num, e->out_channels, P, db);
+        /* Under bf16 the bias sum also rounds held dy for the backward passes (one read). */
+        uint16_t *stage = h && db && (dw || dx) ? moka_dnnl_op_dy_stage(s->dnnl.op, h->layout)
+                                                : NULL;
+        if (db && h) bias_grad_held(h->layout, h->ptr, e->num, e->out_channels, P, db, stage);
         if (db && !h) moka_conv_bias_grad(dy, e->num, e->out_channels, P, db);
         if (!dw && !dx) continue;
         if (s->dnnl.op) {
             MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
-                                           dy, h, dx, dw, err));
+                                           dy, h, stage != NULL, dx, dw, err));
             continue;
         }
         const moka_conv_job job = {

@@ -145,7 +145,7 @@ static moka_status ip_backward_cpu(moka_layer *l, moka_err *err)
     if (db)
         for (int64_t i = 0; i < s->m; i++)
             for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
-    if (s->dnnl.op) return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, dx, dw, err);
+    if (s->dnnl.op) return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, false, dx, dw, err);
     if (dw) {
         if (s->transpose)
             moka_sgemm(true, false, s->k, s->n, s->m, 1.0f, x, dy, 1.0f, dw);

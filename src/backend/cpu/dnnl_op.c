@@ -88,15 +88,7 @@ typedef struct edge {
     int64_t count;
 } edge;
 
-/* Round to nearest even, NaN kept quiet: what oneDNN's conversion does. */
-static inline uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
+#define to_bf16 moka_dnnl_to_bf16
 
 /* (N, C, P) fp32 -> (N, P, C), fp32 or bf16; one image per thread step (an image of LeNet or
  * cifar10_quick fits in L1/L2, so plain loops stay cache-resident). */
@@ -284,12 +276,18 @@ static moka_status edge_allow_held(edge *e, moka_err *err)
     return MOKA_OK;
 }
 
-/* Feeds held dy to the edge; *use receives the memory the primitive reads. */
-static moka_status edge_load_held(edge *e, const moka_held *h, dnnl_memory_t *use, moka_err *err)
+/* Feeds held dy to the edge; *use receives the memory the primitive reads. `staged`: the
+ * caller already wrote the bf16 copy (moka_dnnl_op_dy_stage). */
+static moka_status edge_load_held(edge *e, const moka_held *h, bool staged, dnnl_memory_t *use,
+                                  moka_err *err)
 {
     if (!e->held_bf16) {
         DNNL_TRY(dnnl_memory_set_data_handle(e->held, h->ptr), "set handle");
         *use = e->held;
+        return MOKA_OK;
+    }
+    if (staged) {
+        *use = e->inner;
         return MOKA_OK;
     }
     void *in;
@@ -623,17 +621,29 @@ bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout)
 
 /* Loads dy (plain, or held when h is not NULL) into a dy edge; *use receives the memory the
  * primitive reads. */
-static moka_status load_dy(edge *e, const float *dy, const moka_held *h, dnnl_memory_t *use,
-                           moka_err *err)
+static moka_status load_dy(edge *e, const float *dy, const moka_held *h, bool staged,
+                           dnnl_memory_t *use, moka_err *err)
 {
-    if (h) return edge_load_held(e, h, use, err);
+    if (h) return edge_load_held(e, h, staged, use, err);
     MOKA_TRY(edge_load(e, dy, err));
     *use = e->inner;
     return MOKA_OK;
 }
 
+uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout)
+{
+    if (!moka_dnnl_op_takes_dy(op, layout)) return NULL;
+    /* One bf16 buffer that every built pass reads dy from. */
+    const edge *e = op->prim[BWD_D] ? &op->d_dy : &op->w_dy;
+    if (!e->held_bf16 || (op->prim[BWD_D] && op->prim[BWD_W] && !op->share_dy)) return NULL;
+    void *in = NULL;
+    if (dnnl_memory_get_data_handle(e->inner, &in) != dnnl_success) return NULL;
+    return in;
+}
+
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  const moka_held *dy_held, float *dx, float *dw, moka_err *err)
+                                  const moka_held *dy_held, bool dy_staged, float *dx, float *dw,
+                                  moka_err *err)
 {
     if (dy_held && !moka_dnnl_op_takes_dy(op, dy_held->layout))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward cannot read dy in this layout");
@@ -641,7 +651,7 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to data was not built");
     dnnl_memory_t d_dy = NULL;
     if (dx) {
-        MOKA_TRY(load_dy(&op->d_dy, dy, dy_held, &d_dy, err));
+        MOKA_TRY(load_dy(&op->d_dy, dy, dy_held, dy_staged, &d_dy, err));
         MOKA_TRY(edge_load(&op->d_w, w, err));
         const dnnl_exec_arg_t a[3] = {{DNNL_ARG_DIFF_DST, d_dy},
                                       {DNNL_ARG_WEIGHTS, op->d_w.inner},
@@ -662,7 +672,8 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
         /* With a shared layout, d_dy already holds dy when backward-data just ran. */
         dnnl_memory_t w_dy = d_dy;
         if (!(d_dy && op->share_dy))
-            MOKA_TRY(load_dy(op->share_dy ? &op->d_dy : &op->w_dy, dy, dy_held, &w_dy, err));
+            MOKA_TRY(load_dy(op->share_dy ? &op->d_dy : &op->w_dy, dy, dy_held, dy_staged, &w_dy,
+                             err));
         const dnnl_exec_arg_t a[3] = {{DNNL_ARG_SRC, w_x},
                                       {DNNL_ARG_DIFF_DST, w_dy},
                                       {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};

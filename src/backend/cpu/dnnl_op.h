@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/layout.h"
 #include "moka/status.h"
@@ -63,12 +64,31 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *
                                  float *y, moka_held *hold, moka_err *err);
 /* Whether backward takes dy held in `layout` (fp32) without a conversion to plain. */
 bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout);
+/* Under bf16 with dy held in `layout`: the bf16 buffer (N C H W elements, same layout) the
+ * backward passes read dy from, for a caller that reads dy anyway (the bias gradient) to write
+ * the rounded copy (moka_dnnl_to_bf16) in the same pass; then backward gets dy_staged. NULL
+ * when backward converts dy itself (fp32, another layout, or passes reading different
+ * layouts). */
+uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout);
 /* dx += d/dx, dW += d/dW of <dy, y>; either may be NULL (skipped), and must be when its pass
  * was not built. x is needed for dW only; when it is the tensor the last forward read, the op
- * reuses its converted copy (layers' backward sees the bottoms their forward saw). dy is plain, or, when dy_held is not NULL, in
- * dy_held->layout at dy_held->ptr (a layout moka_dnnl_op_takes_dy accepts). */
+ * reuses its converted copy (layers' backward sees the bottoms their forward saw). dy is plain,
+ * or, when dy_held is not NULL, in dy_held->layout at dy_held->ptr (a layout
+ * moka_dnnl_op_takes_dy accepts), already rounded into moka_dnnl_op_dy_stage's buffer when
+ * dy_staged. */
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  const moka_held *dy_held, float *dx, float *dw, moka_err *err);
+                                  const moka_held *dy_held, bool dy_staged, float *dx, float *dw,
+                                  moka_err *err);
+
+/* fp32 -> bf16, round to nearest even, NaN kept quiet: what oneDNN's conversion does. */
+static inline uint16_t moka_dnnl_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
 
 /* "oneDNN jit:avx512_core" or "oneDNN bf16 brgconv:avx512_core_bf16 / jit_bf16:..." (the
  * implementations of the passes). */
