@@ -3,6 +3,8 @@
 
 #include <stddef.h>
 
+#include "backend/cpu/transpose.h"
+
 bool moka_held_possible(const moka_tensor *t)
 {
     return t->held_data && t->held_grad && t->ndim == 4;
@@ -41,27 +43,35 @@ void moka_tensor_sync(moka_tensor *t, bool grad)
     h->plain_stale = false;
 }
 
+/* Channels [c0, c0 + nc) of P pixels (pixel p at src + p * cs) to planes dst + c * P. */
+static void group_to_planes(const float *src, int64_t cs, int64_t nc, int64_t P, float *dst)
+{
+#if defined(MOKA_HAVE_TRANSPOSE16)
+    if (nc == 16) {
+        for (int64_t p = 0; p < P; p += 16)
+            moka_cl_to_planes(src + p * cs, cs, P - p < 16 ? P - p : 16, dst + p, P);
+        return;
+    }
+#endif
+    for (int64_t c = 0; c < nc; c++)
+        for (int64_t p = 0; p < P; p++) dst[c * P + p] = src[p * cs + c];
+}
+
 void moka_layout_to_plain(moka_layout layout, const float *src, float *dst, const int64_t *nchw)
 {
     const int64_t N = nchw[0], C = nchw[1], P = nchw[2] * nchw[3];
     if (layout == MOKA_LAYOUT_NHWC) {
-        /* One image per step: (P, C) -> (C, P). */
+        /* One image per step, in groups of 16 channels. */
 #pragma omp parallel for schedule(static) if (N * C * P >= (1 << 15))
-        for (int64_t n = 0; n < N; n++) {
-            const float *s = src + n * C * P;
-            float *d = dst + n * C * P;
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t p = 0; p < P; p++) d[c * P + p] = s[p * C + c];
-        }
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t c0 = 0; c0 < C; c0 += 16)
+                group_to_planes(src + n * C * P + c0, C, C - c0 < 16 ? C - c0 : 16, P,
+                                dst + (n * C + c0) * P);
     } else if (layout == MOKA_LAYOUT_NCHW16C) {
-        /* One block of 16 channels per step: (P, 16) -> (16, P). */
+        /* One block of 16 channels per step. */
         const int64_t CB = C / 16;
 #pragma omp parallel for schedule(static) if (N * C * P >= (1 << 15))
-        for (int64_t nb = 0; nb < N * CB; nb++) {
-            const float *s = src + nb * 16 * P;
-            float *d = dst + nb * 16 * P;
-            for (int64_t c = 0; c < 16; c++)
-                for (int64_t p = 0; p < P; p++) d[c * P + p] = s[p * 16 + c];
-        }
+        for (int64_t nb = 0; nb < N * CB; nb++)
+            group_to_planes(src + nb * 16 * P, 16, 16, P, dst + nb * 16 * P);
     }
 }

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/layer.h"
+#include "backend/cpu/transpose.h"
 #include "core/layout.h"
 
 typedef struct pool_state {
@@ -439,57 +440,6 @@ static inline int64_t group_base(const pool_state *s, moka_layout layout, int64_
 }
 
 #if defined(__AVX512F__)
-/* r[i] <- column i of the 16 x 16 matrix whose rows are r[0..15]. */
-static inline void transpose16(__m512 r[16])
-{
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    /* Then r[4 g + k], 128-bit block m: column 4 m + k of rows 4 g .. 4 g + 3. */
-    for (int g = 0; g < 4; g++) {
-        r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
-        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
-        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
-        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
-    }
-}
-
-/* 32-bit elements (floats or indices) of tile[j][c], j < cnt, to dst[c * stride + j]. */
-static inline void tile_to_planes(const void *tile, int64_t cnt, void *dst, int64_t stride)
-{
-    __m512 r[16];
-    for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps((const float *)tile + 16 * j);
-    transpose16(r);
-    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
-    for (int c = 0; c < 16; c++) __builtin_prefetch((float *)dst + c * stride + 64, 1);
-    for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps((float *)dst + c * stride, m, r[c]);
-}
-
-/* The inverse: src[c * stride + j], j < cnt, to tile[j][c] (lanes j >= cnt read as 0). */
-static inline void planes_to_tile(const void *src, int64_t stride, int64_t cnt, void *tile)
-{
-    __m512 r[16];
-    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
-    /* Sixteen planes are more streams than the hardware prefetcher follows: fetch ahead. */
-    for (int c = 0; c < 16; c++) __builtin_prefetch((const float *)src + c * stride + 64);
-    for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(m, (const float *)src + c * stride);
-    transpose16(r);
-    for (int j = 0; j < 16; j++) _mm512_storeu_ps((float *)tile + 16 * j, r[j]);
-}
 #endif
 
 /* Writes the outputs [o0, o0 + cnt) of nc channels from tile[j][c] into the plain planes. */
@@ -498,8 +448,8 @@ static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROU
 {
 #if defined(__AVX512F__)
     if (nc == GROUP) {
-        tile_to_planes(ty, cnt, y + o0, PHW);
-        if (arg) tile_to_planes(ta, cnt, arg + o0, PHW);
+        moka_cl_to_planes(ty, GROUP, cnt, y + o0, PHW);
+        if (arg) moka_cl_to_planes(ta, GROUP, cnt, arg + o0, PHW);
         return;
     }
 #endif
@@ -611,8 +561,8 @@ static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, i
 {
 #if defined(__AVX512F__)
     if (nc == GROUP) {
-        planes_to_tile(dy + o0, PHW, cnt, ty);
-        if (arg) planes_to_tile(arg + o0, PHW, cnt, ta);
+        moka_planes_to_cl(dy + o0, PHW, cnt, ty, GROUP);
+        if (arg) moka_planes_to_cl(arg + o0, PHW, cnt, ta, GROUP);
         return;
     }
 #endif
