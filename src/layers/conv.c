@@ -564,23 +564,29 @@ static moka_status conv_forward_cpu(moka_layer *l, moka_err *err)
 {
     conv_state *s = l->state;
     MOKA_TRY(ensure_op(l, err));
-    for (int i = 0; i < l->num_bottom; i++) moka_tensor_sync(l->bottom[i], false);
     if (s->dnnl.op) {
         const float *b = s->p.bias_term ? l->weight[1]->data : NULL;
-        /* One bottom: y may stay in the op's layout (held) for layers that read it there. With
-         * several, the op's buffer serves each in turn, so every y is written plain. */
-        const bool hold =
-            l->num_bottom == 1 && !l->ctx->plain_layouts && moka_held_possible(l->top[0]);
+        /* One bottom: y may stay in the op's layout (held) for layers that read it there, and x
+         * is read held when the layer above left it in the layout the op reads. With several,
+         * the op's buffers serve each in turn, so everything goes through plain tensors. */
+        const bool one = l->num_bottom == 1;
+        const bool hold = one && !l->ctx->plain_layouts && moka_held_possible(l->top[0]);
         for (int i = 0; i < l->num_bottom; i++) {
+            const moka_held *hx = moka_held_get(l->bottom[i], false);
+            if (hx && !(one && moka_dnnl_op_takes_x(s->dnnl.op, hx->layout))) {
+                moka_tensor_sync(l->bottom[i], false);
+                hx = NULL;
+            }
             moka_held h;
-            MOKA_TRY(moka_dnnl_op_forward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data, b,
-                                          l->top[i]->data, hold ? &h : NULL, err));
+            MOKA_TRY(moka_dnnl_op_forward(s->dnnl.op, l->bottom[i]->data, hx, l->weight[0]->data,
+                                          b, l->top[i]->data, hold ? &h : NULL, err));
             if (hold && h.layout != MOKA_LAYOUT_PLAIN)
                 moka_held_set(l->top[i], false, h.layout, h.ptr);
         }
         return MOKA_OK;
     }
     for (int i = 0; i < l->num_bottom; i++) {
+        moka_tensor_sync(l->bottom[i], false);
         const moka_conv_job job = {
             .im = l->bottom[i]->data, .w = l->weight[0]->data, .out = l->top[i]->data,
             .bias = s->p.bias_term ? l->weight[1]->data : NULL,
@@ -596,7 +602,9 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
     const moka_conv_engine *e = &s->e;
     float *dw = l->weight[0]->grad, *db = s->p.bias_term ? l->weight[1]->grad : NULL;
     for (int i = 0; i < l->num_bottom; i++) {
-        moka_tensor_sync(l->bottom[i], false);
+        /* x plain, unless the op reads the copy its forward made (x may be held). */
+        if (!(s->dnnl.op && moka_dnnl_op_reuses_x(s->dnnl.op, l->bottom[i]->data)))
+            moka_tensor_sync(l->bottom[i], false);
         /* dy held by the layer above (in the layout this op's forward wrote y in): read there
          * when the backward passes take it, else brought back to plain. */
         const moka_held *h = moka_held_get(l->top[i], true);
@@ -614,8 +622,17 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         if (db && !h) moka_conv_bias_grad(dy, e->num, e->out_channels, P, db);
         if (!dw && !dx) continue;
         if (s->dnnl.op) {
+            /* dx goes back held when the layer below holds x in the layout backward-data
+             * computes dx in (written whole, as layout.h says). */
+            const moka_held *hx = moka_held_get(l->bottom[i], false);
+            const bool keep_dx = dx && l->num_bottom == 1 && hx &&
+                                 hx->layout == moka_dnnl_op_dx_layout(s->dnnl.op);
+            moka_held hdx;
             MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
-                                           dy, h, stage != NULL, dx, dw, err));
+                                           dy, h, stage != NULL, dx, keep_dx ? &hdx : NULL, dw,
+                                           err));
+            if (keep_dx && hdx.layout != MOKA_LAYOUT_PLAIN)
+                moka_held_set(l->bottom[i], true, hdx.layout, hdx.ptr);
             continue;
         }
         const moka_conv_job job = {

@@ -124,8 +124,8 @@ static moka_status ip_forward_cpu(moka_layer *l, moka_err *err)
     if (s->m == 0) return MOKA_OK;
     MOKA_TRY(ensure_op(l, err));
     if (s->dnnl.op)
-        return moka_dnnl_op_forward(s->dnnl.op, x, w, s->bias_term ? l->weight[1]->data : NULL, y,
-                                    NULL, err);
+        return moka_dnnl_op_forward(s->dnnl.op, x, NULL, w,
+                                    s->bias_term ? l->weight[1]->data : NULL, y, NULL, err);
     moka_sgemm(false, !s->transpose, s->m, s->n, s->k, 1.0f, x, w, 0.0f, y);
     if (s->bias_term) {
         const float *b = l->weight[1]->data;
@@ -145,7 +145,8 @@ static moka_status ip_backward_cpu(moka_layer *l, moka_err *err)
     if (db)
         for (int64_t i = 0; i < s->m; i++)
             for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
-    if (s->dnnl.op) return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, false, dx, dw, err);
+    if (s->dnnl.op)
+        return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, false, dx, NULL, dw, err);
     if (dw) {
         if (s->transpose)
             moka_sgemm(true, false, s->k, s->n, s->m, 1.0f, x, dy, 1.0f, dw);

@@ -41,6 +41,8 @@ typedef struct pool_state {
     moka_layout held_in;
     float *dx_held; /* the input gradient in held_in's layout, when backward writes it so */
     int64_t dx_held_cap;
+    float *y_held; /* the output in held_in's layout, when forward holds it */
+    int64_t y_held_cap;
 } pool_state;
 
 /* Like moka_layer_errf, positioned at `field` of pooling_param when the config sets it. */
@@ -431,10 +433,10 @@ static held_geom held_geometry(const pool_state *s, moka_layout layout)
     return g;
 }
 
-/* The first element of group `cg` of image n. */
-static inline int64_t group_base(const pool_state *s, moka_layout layout, int64_t n, int64_t cg)
+/* The first element of group `cg` of image n, for images of HW pixels. */
+static inline int64_t group_base(const pool_state *s, moka_layout layout, int64_t n, int64_t cg,
+                                 int64_t HW)
 {
-    const int64_t HW = s->height * s->width;
     return layout == MOKA_LAYOUT_NHWC ? n * HW * s->channels + cg * GROUP
                                       : (n * (s->channels / GROUP) + cg) * HW * GROUP;
 }
@@ -448,14 +450,14 @@ static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROU
 {
 #if defined(__AVX512F__)
     if (nc == GROUP) {
-        moka_cl_to_planes(ty, GROUP, cnt, y + o0, PHW);
+        if (y) moka_cl_to_planes(ty, GROUP, cnt, y + o0, PHW);
         if (arg) moka_cl_to_planes(ta, GROUP, cnt, arg + o0, PHW);
         return;
     }
 #endif
     for (int64_t c = 0; c < nc; c++) {
-        float *yc = y + c * PHW + o0;
-        for (int64_t j = 0; j < cnt; j++) yc[j] = ty[j][c];
+        float *yc = y ? y + c * PHW + o0 : NULL;
+        for (int64_t j = 0; j < cnt && yc; j++) yc[j] = ty[j][c];
         if (arg) {
             int32_t *ac = arg + c * PHW + o0;
             for (int64_t j = 0; j < cnt; j++) ac[j] = ta[j][c];
@@ -463,8 +465,10 @@ static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROU
     }
 }
 
+/* One group: y and the argmax into plain planes, or y held (yh not NULL: output pixel o at
+ * yh + o * cs, the input's layout) and the argmax plain. */
 static void pool_group_held(const pool_state *s, const float *g, int64_t cs, int64_t nc, float *y,
-                            int32_t *arg)
+                            int32_t *arg, float *yh)
 {
     enum { TILE = 16 };
     const int64_t W = s->width, PHW = s->pooled_h * s->pooled_w;
@@ -526,32 +530,37 @@ static void pool_group_held(const pool_state *s, const float *g, int64_t cs, int
                 for (int64_t c = 0; c < nc; c++)
                     acc[c] = r.size > 0 ? acc[c] / (float)r.size : 0.0f;
             }
+            if (yh) {
+                float *q = yh + (o0 + cnt) * cs;
+                for (int64_t c = 0; c < nc; c++) q[c] = acc[c];
+            }
             if (++cnt == TILE) {
                 store_tile((const float(*)[GROUP])ty, (const int32_t(*)[GROUP])ta, cnt, nc, PHW,
-                           o0, y, arg);
+                           o0, yh ? NULL : y, arg);
                 o0 += cnt;
                 cnt = 0;
             }
         }
     }
     if (cnt)
-        store_tile((const float(*)[GROUP])ty, (const int32_t(*)[GROUP])ta, cnt, nc, PHW, o0, y,
-                   arg);
+        store_tile((const float(*)[GROUP])ty, (const int32_t(*)[GROUP])ta, cnt, nc, PHW, o0,
+                   yh ? NULL : y, arg);
 }
 
 static void pool_forward_held(const pool_state *s, moka_layout layout, const float *x, float *y,
-                              int32_t *argmax)
+                              int32_t *argmax, float *yh)
 {
     const held_geom hg = held_geometry(s, layout);
-    const int64_t PHW = s->pooled_h * s->pooled_w;
+    const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
     const int64_t tasks = s->num * hg.groups;
 #pragma omp parallel for schedule(static) if (tasks * PHW * GROUP >= (1 << 14))
     for (int64_t t = 0; t < tasks; t++) {
         const int64_t n = t / hg.groups, cg = t % hg.groups, c0 = cg * GROUP;
         const int64_t nc = s->channels - c0 < GROUP ? s->channels - c0 : GROUP;
         const int64_t plane = (n * s->channels + c0) * PHW;
-        pool_group_held(s, x + group_base(s, layout, n, cg), hg.cs, nc, y + plane,
-                        s->max ? argmax + plane : NULL);
+        pool_group_held(s, x + group_base(s, layout, n, cg, HW), hg.cs, nc, y + plane,
+                        s->max ? argmax + plane : NULL,
+                        yh ? yh + group_base(s, layout, n, cg, PHW) : NULL);
     }
 }
 
@@ -561,14 +570,14 @@ static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, i
 {
 #if defined(__AVX512F__)
     if (nc == GROUP) {
-        moka_planes_to_cl(dy + o0, PHW, cnt, ty, GROUP);
+        if (dy) moka_planes_to_cl(dy + o0, PHW, cnt, ty, GROUP);
         if (arg) moka_planes_to_cl(arg + o0, PHW, cnt, ta, GROUP);
         return;
     }
 #endif
     for (int64_t c = 0; c < nc; c++) {
-        const float *dc = dy + c * PHW + o0;
-        for (int64_t j = 0; j < cnt; j++) ty[j][c] = dc[j];
+        const float *dc = dy ? dy + c * PHW + o0 : NULL;
+        for (int64_t j = 0; j < cnt && dc; j++) ty[j][c] = dc[j];
         if (arg) {
             const int32_t *ac = arg + c * PHW + o0;
             for (int64_t j = 0; j < cnt; j++) ta[j][c] = ac[j];
@@ -580,7 +589,7 @@ static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, i
  * code's additions in the generic code's order (outputs in order; for MAX dy to the argmax, for
  * AVE dy / size over the window). */
 static void unpool_group_held(const pool_state *s, const float *dy, const int32_t *arg,
-                              int64_t cs, int64_t nc, float *g)
+                              int64_t cs, int64_t nc, float *g, const float *dyh)
 {
     enum { TILE = 16 };
     const int64_t W = s->width, PW = s->pooled_w, PHW = s->pooled_h * s->pooled_w;
@@ -588,13 +597,16 @@ static void unpool_group_held(const pool_state *s, const float *dy, const int32_
     int32_t ta[TILE][GROUP];
     for (int64_t o0 = 0; o0 < PHW; o0 += TILE) {
         const int64_t cnt = PHW - o0 < TILE ? PHW - o0 : TILE;
-        load_tile(dy, s->max ? arg : NULL, cnt, nc, PHW, o0, ty, ta);
+        load_tile(dyh ? NULL : dy, s->max ? arg : NULL, cnt, nc, PHW, o0, ty, ta);
         for (int64_t j = 0; j < cnt; j++) {
             const int64_t o = o0 + j;
             const window r = window_at(s, o / PW, o % PW);
+            /* dy of this output's nc channels: held (output pixel o in the input's layout), or
+             * read into the tile from the plain planes. */
+            const float *drow = dyh ? dyh + o * cs : ty[j];
 #if defined(__AVX512F__)
             if (nc == GROUP) {
-                const __m512 d = _mm512_loadu_ps(ty[j]);
+                const __m512 d = _mm512_loadu_ps(drow);
                 if (s->max) {
                     const __m512i am = _mm512_loadu_si512(ta[j]);
                     for (int64_t h = r.h0; h < r.h1; h++)
@@ -619,12 +631,12 @@ static void unpool_group_held(const pool_state *s, const float *dy, const int32_
 #endif
             if (s->max) {
                 for (int64_t c = 0; c < nc; c++)
-                    if (ta[j][c] >= 0) g[ta[j][c] * cs + c] += ty[j][c];
+                    if (ta[j][c] >= 0) g[ta[j][c] * cs + c] += drow[c];
             } else if (r.size > 0) {
                 for (int64_t h = r.h0; h < r.h1; h++)
                     for (int64_t w = r.w0; w < r.w1; w++)
                         for (int64_t c = 0; c < nc; c++)
-                            g[(h * W + w) * cs + c] += ty[j][c] / (float)r.size;
+                            g[(h * W + w) * cs + c] += drow[c] / (float)r.size;
             }
         }
     }
@@ -634,7 +646,7 @@ static void unpool_group_held(const pool_state *s, const float *dy, const int32_
  * A step is one image channels-last (its pixels interleave all groups) or one 16-channel block;
  * it zeroes its part of dx first, so that part stays in cache for the additions. */
 static void pool_backward_held(const pool_state *s, moka_layout layout, const float *dy,
-                               const int32_t *argmax, float *dx)
+                               const int32_t *argmax, float *dx, const float *dyh)
 {
     const held_geom hg = held_geometry(s, layout);
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
@@ -651,12 +663,13 @@ static void pool_backward_held(const pool_state *s, moka_layout layout, const fl
             const int64_t nc = s->channels - c0 < GROUP ? s->channels - c0 : GROUP;
             const int64_t plane = (n * s->channels + c0) * PHW;
             unpool_group_held(s, dy + plane, argmax ? argmax + plane : NULL, hg.cs, nc,
-                              dx + group_base(s, layout, n, cg));
+                              dx + group_base(s, layout, n, cg, HW),
+                              dyh ? dyh + group_base(s, layout, n, cg, PHW) : NULL);
         }
     }
 }
 
-static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
+static moka_status pool_forward_cpu(moka_layer *l, moka_err *err)
 {
     pool_state *s = l->state;
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
@@ -667,7 +680,21 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
     const moka_held *h = moka_held_get(l->bottom[0], false);
     s->held_in = h && l->ctx->engine == MOKA_ENGINE_FAST ? h->layout : MOKA_LAYOUT_PLAIN;
     if (s->held_in != MOKA_LAYOUT_PLAIN) {
-        pool_forward_held(s, s->held_in, h->ptr, y, argmax);
+        /* The output stays in the input's layout too (for a convolution below, through ReLU),
+         * unless there is a mask top to write. */
+        float *yh = NULL;
+        if (!mask && !l->ctx->plain_layouts && moka_held_possible(l->top[0])) {
+            const int64_t n = planes * PHW;
+            if (n > s->y_held_cap) {
+                float *p = realloc(s->y_held, (size_t)n * sizeof *p);
+                if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for y");
+                s->y_held = p;
+                s->y_held_cap = n;
+            }
+            yh = s->y_held;
+        }
+        pool_forward_held(s, s->held_in, h->ptr, y, argmax, yh);
+        if (yh) moka_held_set(l->top[0], false, s->held_in, yh);
         if (mask)
 #pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
             for (int64_t o = 0; o < planes * PHW; o++) mask[o] = (float)argmax[o];
@@ -695,12 +722,16 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
     float *dx = moka_layer_bottom_grad(l, 0);
     if (!dx) return MOKA_OK;
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
-    moka_tensor_sync(l->top[0], true);
     const float *dy = l->top[0]->grad;
     /* Forward read x held and the producer still holds it: the gradient goes back in its
-     * layout, written whole (layout.h), for the producer to read without a conversion. */
+     * layout, written whole (layout.h), for the producer to read without a conversion; dy is
+     * read held too when the layer above left it in that layout. */
     const moka_held *h = moka_held_get(l->bottom[0], false);
-    if (s->held_in != MOKA_LAYOUT_PLAIN && h && h->layout == s->held_in) {
+    const bool held = s->held_in != MOKA_LAYOUT_PLAIN && h && h->layout == s->held_in;
+    const moka_held *hdy = moka_held_get(l->top[0], true);
+    if (hdy && !(held && hdy->layout == s->held_in)) hdy = NULL;
+    if (!hdy) moka_tensor_sync(l->top[0], true);
+    if (held) {
         const int64_t n = moka_tensor_count(l->bottom[0]);
         if (n > s->dx_held_cap) {
             float *p = realloc(s->dx_held, (size_t)n * sizeof *p);
@@ -710,9 +741,10 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
             s->dx_held = p;
             s->dx_held_cap = n;
         }
-        pool_backward_held(s, s->held_in, dy, s->argmax, s->dx_held);
+        pool_backward_held(s, s->held_in, dy, s->argmax, s->dx_held, hdy ? hdy->ptr : NULL);
         if (moka_held_set(l->bottom[0], true, s->held_in, s->dx_held)) return MOKA_OK;
     }
+    moka_tensor_sync(l->top[0], true);
     const int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
     /* Each plane's windows touch only that plane, so planes run in parallel without races. */
@@ -736,6 +768,7 @@ static void pool_destroy(moka_layer *l)
     pool_state *s = l->state;
     free(s->argmax);
     free(s->dx_held);
+    free(s->y_held);
 }
 
 static const char *pool_kernel(const moka_layer *l)

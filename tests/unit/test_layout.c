@@ -7,7 +7,8 @@
  * weight gradients must agree bit for bit; and the run with holding must really hold (checked
  * on the convolution's top before the net hands anything out), or the comparison proves
  * nothing. The nets cover both held layouts (nChw16c for 16-channel blocks, channels-last for
- * 50 channels: three full 16-lane groups and a partial one), leaky ReLU in place (held) and
+ * 50 channels: three full 16-lane groups and a partial one), pooling output held for the
+ * convolution below and its gradient sent back held, leaky ReLU in place (held) and
  * with a negative slope (synced back to plain), MAX pooling with a mask top, AVE with padding,
  * windows split over several output tiles, and a held blob read by two layers (a Split, which
  * syncs). fp32, and bf16 where the CPU has it.
@@ -77,7 +78,9 @@ static const char net_blocked[] =
     "name: 'blocked'\n" INPUT(3, 16, 13, 4) CONV("conv1", "x", "c1", 32, 1)
     "layer { name: 'relu1' type: 'ReLU' bottom: 'c1' top: 'c1' relu_param { negative_slope: 0.1 } }\n"
     "layer { name: 'pool1' type: 'Pooling' bottom: 'c1' top: 'p1' "
-    "pooling_param { pool: MAX kernel_size: 3 stride: 2 } }\n" CONV("conv2", "p1", "c2", 32, 1)
+    "pooling_param { pool: MAX kernel_size: 3 stride: 2 } }\n"
+    "layer { name: 'relu1b' type: 'ReLU' bottom: 'p1' top: 'p1' relu_param { negative_slope: 0.2 } }\n"
+    CONV("conv2", "p1", "c2", 32, 1)
     "layer { name: 'relu2' type: 'ReLU' bottom: 'c2' top: 'c2' }\n"
     "layer { name: 'pool2' type: 'Pooling' bottom: 'c2' top: 'p2' "
     "pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }\n" IP_LOSS("p2", 4, "");
@@ -194,6 +197,10 @@ static int held_nets_equal_plain_nets_fp32(void)
         return 1;
     if (compare_net(net_blocked, 4, MOKA_PRECISION_FP32, "conv2", MOKA_LAYOUT_NCHW16C, true))
         return 1;
+    /* Pooling keeps its output held for the convolution below (through a ReLU), which sends
+     * the gradient back held. */
+    if (compare_net(net_blocked, 4, MOKA_PRECISION_FP32, "pool1", MOKA_LAYOUT_NCHW16C, true))
+        return 1;
     if (compare_net(net_nhwc, 4, MOKA_PRECISION_FP32, "conv1", MOKA_LAYOUT_NHWC, true)) return 1;
     return compare_net(net_synced, 3, MOKA_PRECISION_FP32, "conv1", MOKA_LAYOUT_PLAIN, false);
 }
@@ -205,6 +212,8 @@ static int held_nets_equal_plain_nets_bf16(void)
         return 0;
     }
     if (compare_net(net_blocked, 4, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_NCHW16C, true))
+        return 1;
+    if (compare_net(net_blocked, 4, MOKA_PRECISION_BF16, "pool1", MOKA_LAYOUT_NCHW16C, true))
         return 1;
     if (compare_net(net_nhwc, 4, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_NHWC, true)) return 1;
     return compare_net(net_synced, 3, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_PLAIN, false);

@@ -346,6 +346,9 @@ struct moka_dnnl_op {
      * forward converted (fx_last), it reads f_x's copy instead of converting x again. */
     bool share_x;
     const float *fx_last;
+    dnnl_memory_t fx_mem; /* what the last forward read x from (f_x.inner, or x held) */
+    /* The held layout backward-data writes dx in (PLAIN when moka does not hold it). */
+    moka_layout dx_layout;
     char kernel[160];
 };
 
@@ -362,6 +365,8 @@ static void op_release(moka_dnnl_op *op)
     op->y_layout = MOKA_LAYOUT_PLAIN;
     op->share_x = false;
     op->fx_last = NULL;
+    op->fx_mem = NULL;
+    op->dx_layout = MOKA_LAYOUT_PLAIN;
 }
 
 void moka_dnnl_op_free(moka_dnnl_op *op)
@@ -525,6 +530,7 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
     /* Edges. The backward passes take dy in their own layouts; x is converted again for the
      * weight gradient (the forward's copy would have to live until backward for every bottom). */
     if (rc == MOKA_OK) rc = edge_in(&op->f_x, &u.x, md_of(pd[FWD], DNNL_ARG_SRC), err);
+    if (rc == MOKA_OK && s->kind == MOKA_DNNL_CONV) rc = edge_allow_held(&op->f_x, err);
     if (rc == MOKA_OK) rc = edge_in(&op->f_w, &u.w, md_of(pd[FWD], DNNL_ARG_WEIGHTS), err);
     if (rc == MOKA_OK && s->bias) rc = edge_in(&op->f_b, &u.b, md_of(pd[FWD], DNNL_ARG_BIAS), err);
     if (rc == MOKA_OK) rc = edge_out(&op->f_y, md_of(pd[FWD], DNNL_ARG_DST), &u.y, false, err);
@@ -536,6 +542,8 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
         if (rc == MOKA_OK) rc = edge_in(&op->d_w, &u.w, md_of(pd[BWD_D], DNNL_ARG_WEIGHTS), err);
         if (rc == MOKA_OK)
             rc = edge_out(&op->d_dx, md_of(pd[BWD_D], DNNL_ARG_DIFF_SRC), &u.x, true, err);
+        if (rc == MOKA_OK && s->kind == MOKA_DNNL_CONV && op->d_dx.inner != op->d_dx.user)
+            op->dx_layout = layout_of(md_of(pd[BWD_D], DNNL_ARG_DIFF_SRC), dnnl_f32);
     }
     if (rc == MOKA_OK && pd[BWD_W]) {
         op->share_dy = pd[BWD_D] && dnnl_memory_desc_equal(md_of(pd[BWD_D], DNNL_ARG_DIFF_DST),
@@ -608,18 +616,40 @@ static moka_status run(dnnl_primitive_t prim, int nargs, const dnnl_exec_arg_t *
     return MOKA_OK;
 }
 
-moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *w, const float *b,
-                                 float *y, moka_held *hold, moka_err *err)
+bool moka_dnnl_op_takes_x(const moka_dnnl_op *op, moka_layout layout)
 {
+    /* Backward-weights must be able to read the forward's copy. */
+    return layout != MOKA_LAYOUT_PLAIN && op->f_x.held_layout == layout &&
+           (!op->prim[BWD_W] || op->share_x);
+}
+
+bool moka_dnnl_op_reuses_x(const moka_dnnl_op *op, const float *x)
+{
+    return !op->prim[BWD_W] || (op->share_x && x == op->fx_last);
+}
+
+moka_layout moka_dnnl_op_dx_layout(const moka_dnnl_op *op) { return op->dx_layout; }
+
+moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const moka_held *x_held,
+                                 const float *w, const float *b, float *y, moka_held *hold,
+                                 moka_err *err)
+{
+    if (x_held && !moka_dnnl_op_takes_x(op, x_held->layout))
+        return moka_errf(err, MOKA_ERR_INVALID_ARG, "forward cannot read x in this layout");
     const bool keep = hold && op->y_layout != MOKA_LAYOUT_PLAIN;
     if (hold) *hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
     op->fx_last = NULL;
-    MOKA_TRY(edge_load(&op->f_x, x, err));
+    if (x_held) {
+        MOKA_TRY(edge_load_held(&op->f_x, x_held, false, &op->fx_mem, err));
+    } else {
+        MOKA_TRY(edge_load(&op->f_x, x, err));
+        op->fx_mem = op->f_x.inner;
+    }
     op->fx_last = x;
     MOKA_TRY(edge_load(&op->f_w, w, err));
     /* The forward writes y's inner buffer; for a direct edge that is y itself. */
     DNNL_TRY(dnnl_memory_set_data_handle(op->f_y.user, y), "set handle");
-    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, op->f_x.inner},
+    dnnl_exec_arg_t a[4] = {{DNNL_ARG_SRC, op->fx_mem},
                             {DNNL_ARG_WEIGHTS, op->f_w.inner},
                             {DNNL_ARG_DST, op->f_y.inner},
                             {DNNL_ARG_BIAS, NULL}};
@@ -667,9 +697,11 @@ uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout)
 }
 
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  const moka_held *dy_held, bool dy_staged, float *dx, float *dw,
-                                  moka_err *err)
+                                  const moka_held *dy_held, bool dy_staged, float *dx,
+                                  moka_held *dx_hold, float *dw, moka_err *err)
 {
+    const bool keep_dx = dx_hold && op->dx_layout != MOKA_LAYOUT_PLAIN;
+    if (dx_hold) *dx_hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
     if (dy_held && !moka_dnnl_op_takes_dy(op, dy_held->layout))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward cannot read dy in this layout");
     if (dx && !op->prim[BWD_D])
@@ -682,14 +714,20 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
                                       {DNNL_ARG_WEIGHTS, op->d_w.inner},
                                       {DNNL_ARG_DIFF_SRC, op->d_dx.inner}};
         MOKA_TRY(run(op->prim[BWD_D], 3, a, err));
-        MOKA_TRY(edge_store(&op->d_dx, dx, err));
+        if (keep_dx) {
+            void *inner;
+            DNNL_TRY(dnnl_memory_get_data_handle(op->d_dx.inner, &inner), "get handle");
+            *dx_hold = (moka_held){op->dx_layout, inner, true};
+        } else {
+            MOKA_TRY(edge_store(&op->d_dx, dx, err));
+        }
     }
     if (dw && !op->prim[BWD_W])
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward to weights was not built");
     if (dw) {
         /* x as the last forward converted it, when it is the same tensor (the layers' rule:
          * backward sees the bottoms forward saw); else converted here. */
-        dnnl_memory_t w_x = op->f_x.inner;
+        dnnl_memory_t w_x = op->fx_mem;
         if (!(op->share_x && x == op->fx_last)) {
             MOKA_TRY(edge_load(&op->w_x, x, err));
             w_x = op->w_x.inner;

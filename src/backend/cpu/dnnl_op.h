@@ -60,8 +60,18 @@ void moka_dnnl_op_free(moka_dnnl_op *op);
  * layouts (src/core/layout.h: channels-last or nChw16c fp32), y is not converted: *hold gets
  * that layout and the op's buffer holding y (valid until the next forward), and y is left
  * untouched. Otherwise y is written and hold->layout is MOKA_LAYOUT_PLAIN. */
-moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const float *w, const float *b,
-                                 float *y, moka_held *hold, moka_err *err);
+moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const moka_held *x_held,
+                                 const float *w, const float *b, float *y, moka_held *hold,
+                                 moka_err *err);
+/* Whether forward takes x held in `layout` (x_held; fp32) instead of plain: the primitive reads
+ * that layout (directly, or rounded to bf16 element by element) and backward-weights can reuse
+ * what forward read. x then still names the tensor (for moka_dnnl_op_reuses_x). */
+bool moka_dnnl_op_takes_x(const moka_dnnl_op *op, moka_layout layout);
+/* Whether backward with this x needs no plain copy of it (it reuses the forward's, or computes
+ * no weight gradient). */
+bool moka_dnnl_op_reuses_x(const moka_dnnl_op *op, const float *x);
+/* The held layout backward-data computes dx in (PLAIN: one moka does not hold). */
+moka_layout moka_dnnl_op_dx_layout(const moka_dnnl_op *op);
 /* Whether backward takes dy held in `layout` (fp32) without a conversion to plain. */
 bool moka_dnnl_op_takes_dy(const moka_dnnl_op *op, moka_layout layout);
 /* Under bf16 with dy held in `layout`: the bf16 buffer (N C H W elements, same layout) the
@@ -75,10 +85,12 @@ uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout);
  * reuses its converted copy (layers' backward sees the bottoms their forward saw). dy is plain,
  * or, when dy_held is not NULL, in dy_held->layout at dy_held->ptr (a layout
  * moka_dnnl_op_takes_dy accepts), already rounded into moka_dnnl_op_dy_stage's buffer when
- * dy_staged. */
+ * dy_staged. With dx_hold not NULL and dx_layout not PLAIN, dx is not added into: *dx_hold gets
+ * the layout and the op's buffer holding the whole gradient (valid until the next backward);
+ * else dx is added into and dx_hold->layout is PLAIN. */
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
-                                  const moka_held *dy_held, bool dy_staged, float *dx, float *dw,
-                                  moka_err *err);
+                                  const moka_held *dy_held, bool dy_staged, float *dx,
+                                  moka_held *dx_hold, float *dw, moka_err *err);
 
 /* fp32 -> bf16, round to nearest even, NaN kept quiet: what oneDNN's conversion does. */
 static inline uint16_t moka_dnnl_to_bf16(float f)
