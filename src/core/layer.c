@@ -1,5 +1,6 @@
 /* src/core/layer.c -- creating layers from config and the helpers layer files call. */
 #include "core/layer.h"
+#include "core/layout.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -142,8 +143,16 @@ moka_status moka_layer_add_weight(moka_layer *l, const char *name, int ndim, con
 
 float *moka_layer_bottom_grad(const moka_layer *l, int i)
 {
-    return l->propagate_down[i] ? l->bottom[i]->grad : NULL;
+    if (!l->propagate_down[i]) return NULL;
+    moka_tensor *t = l->bottom[i];
+    if (t->held_grad && t->held_grad->zero_pending) {
+        moka_zero_floats(t->grad, moka_tensor_count(t));
+        t->held_grad->zero_pending = false;
+    }
+    return t->grad;
 }
+
+bool moka_layer_needs_bottom_grad(const moka_layer *l, int i) { return l->propagate_down[i]; }
 
 moka_status moka_layer_errf(const moka_layer *l, moka_err *err, moka_status code, const char *fmt,
                             ...)

@@ -146,8 +146,12 @@ MOKA_INTERNAL moka_status moka_layer_add_weight(moka_layer *l, const char *name,
                                                 moka_err *err);
 
 /* The gradient buffer to add bottom i's gradient into, or NULL when no one needs it
- * (propagate_down false, or the bottom is data/labels). */
+ * (propagate_down false, or the bottom is data/labels). Zeroed on this first use when the net
+ * left its zeroing pending (src/core/layout.h). */
 MOKA_INTERNAL float *moka_layer_bottom_grad(const moka_layer *l, int i);
+/* Whether bottom i gets a gradient, without touching the buffer (for layers that may write
+ * the gradient held instead). */
+MOKA_INTERNAL bool moka_layer_needs_bottom_grad(const moka_layer *l, int i);
 
 /* "layer 'conv1' (Convolution): " + message, with file:line:col of the layer when known. */
 MOKA_INTERNAL moka_status moka_layer_errf(const moka_layer *l, moka_err *err, moka_status code,

@@ -23,6 +23,7 @@ bool moka_held_set(moka_tensor *t, bool grad, moka_layout layout, float *ptr)
     h->layout = layout;
     h->ptr = ptr;
     h->plain_stale = true;
+    h->was_held = true;
     return true;
 }
 
@@ -38,9 +39,21 @@ void moka_held_drop(moka_tensor *t, bool grad)
 void moka_tensor_sync(moka_tensor *t, bool grad)
 {
     moka_held *h = grad ? t->held_grad : t->held_data;
-    if (!h || h->layout == MOKA_LAYOUT_PLAIN || !h->plain_stale) return;
-    moka_layout_to_plain(h->layout, h->ptr, grad ? t->grad : t->data, t->shape);
-    h->plain_stale = false;
+    if (!h) return;
+    if (h->layout != MOKA_LAYOUT_PLAIN && h->plain_stale) {
+        moka_layout_to_plain(h->layout, h->ptr, grad ? t->grad : t->data, t->shape);
+        h->plain_stale = false;
+        h->zero_pending = false;
+    } else if (h->zero_pending) {
+        moka_zero_floats(t->grad, moka_tensor_count(t));
+        h->zero_pending = false;
+    }
+}
+
+void moka_zero_floats(float *p, int64_t n)
+{
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 16))
+    for (int64_t i = 0; i < n; i++) p[i] = 0.0f;
 }
 
 /* Channels [c0, c0 + nc) of P pixels (pixel p at src + p * cs) to planes dst + c * P. */

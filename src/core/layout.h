@@ -43,6 +43,11 @@ typedef struct moka_held {
     moka_layout layout;
     float *ptr;       /* the values in `layout` (current whenever layout != PLAIN) */
     bool plain_stale; /* tensor->data (grad) is not current */
+    /* Gradients only. The net zeroes activation gradients before backward, except those that
+     * were held in the last pass (written whole, their zeroing is wasted): for those it sets
+     * zero_pending, and the plain gradient is zeroed on first use instead (moka_layer_bottom_grad,
+     * moka_tensor_sync). was_held records a held write in the current pass. */
+    bool zero_pending, was_held;
 } moka_held;
 
 /* The held copy of t's data (grad = false) or gradient, or NULL when there is none. */
@@ -53,11 +58,14 @@ MOKA_INTERNAL const moka_held *moka_held_get(const moka_tensor *t, bool grad);
 MOKA_INTERNAL bool moka_held_set(moka_tensor *t, bool grad, moka_layout layout, float *ptr);
 /* Forgets the held copy (after the caller made the plain copy current). */
 MOKA_INTERNAL void moka_held_drop(moka_tensor *t, bool grad);
-/* Makes t->data (grad) current: converts the held copy into it when the plain copy is stale.
- * The held copy stays valid. */
+/* Makes t->data (grad) current: converts the held copy into it when the plain copy is stale
+ * (or, for a gradient, zeroes it when its zeroing is pending). The held copy stays valid. */
 MOKA_INTERNAL void moka_tensor_sync(moka_tensor *t, bool grad);
 /* Whether t can hold copies (in a net, 4-D). */
 MOKA_INTERNAL bool moka_held_possible(const moka_tensor *t);
+
+/* p[0 .. n) = 0, threaded for large n. */
+MOKA_INTERNAL void moka_zero_floats(float *p, int64_t n);
 
 /* Converts `src` in `layout` to plain (N, C, H, W) `dst` of dims nchw[4] (overwriting). */
 MOKA_INTERNAL void moka_layout_to_plain(moka_layout layout, const float *src, float *dst,

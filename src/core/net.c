@@ -489,7 +489,7 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
         bl->t.grad = net->act_grad + og;
         og += n;
         /* Reshaping reallocates the layers' buffers: nothing is held any more. */
-        bl->hdata = bl->hgrad = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
+        bl->hdata = bl->hgrad = (moka_held){.layout = MOKA_LAYOUT_PLAIN, .ptr = NULL, .plain_stale = false};
         bl->t.held_data = &net->blobs[bl->alias_of < 0 ? b : bl->alias_of]->hdata;
         bl->t.held_grad = &bl->hgrad;
     }
@@ -1004,11 +1004,16 @@ moka_status moka_net_forward(moka_net *net, float *loss, moka_err *err)
 
 moka_status moka_net_backward(moka_net *net, moka_err *err)
 {
-    float *g = net->act_grad;
-    const int64_t n = net->act_grad_count;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) g[i] = 0.0f;
-    for (int b = 0; b < net->num_blobs; b++) moka_held_drop(&net->blobs[b]->t, true);
+    /* Zero the activation gradients, except those the last pass wrote held (whole): their
+     * zeroing is left pending until someone uses the plain buffer (src/core/layout.h). */
+    for (int b = 0; b < net->num_blobs; b++) {
+        net_blob *bl = net->blobs[b];
+        const bool lazy = bl->hgrad.was_held;
+        moka_held_drop(&bl->t, true);
+        bl->hgrad.was_held = false;
+        bl->hgrad.zero_pending = lazy;
+        if (!lazy) moka_zero_floats(bl->t.grad, moka_tensor_count(&bl->t));
+    }
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
         for (int i = 0; i < l->num_top; i++) {

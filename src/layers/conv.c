@@ -613,7 +613,13 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
             h = NULL;
         }
         const float *dy = l->top[i]->grad;
-        float *dx = moka_layer_bottom_grad(l, i);
+        /* dx goes back held when the oneDNN op computes it in the layout the layer below holds
+         * x in (written whole, as layout.h says); else it is added into the plain gradient. */
+        const moka_held *hx = moka_held_get(l->bottom[i], false);
+        const bool keep_dx = s->dnnl.op && moka_layer_needs_bottom_grad(l, i) &&
+                             l->num_bottom == 1 && hx &&
+                             hx->layout == moka_dnnl_op_dx_layout(s->dnnl.op);
+        float *dx = keep_dx ? l->bottom[i]->grad : moka_layer_bottom_grad(l, i);
         const int64_t P = e->g.out_h * e->g.out_w;
         /* Under bf16 the bias sum also rounds held dy for the backward passes (one read). */
         uint16_t *stage = h && db && (dw || dx) ? moka_dnnl_op_dy_stage(s->dnnl.op, h->layout)
@@ -622,11 +628,6 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         if (db && !h) moka_conv_bias_grad(dy, e->num, e->out_channels, P, db);
         if (!dw && !dx) continue;
         if (s->dnnl.op) {
-            /* dx goes back held when the layer below holds x in the layout backward-data
-             * computes dx in (written whole, as layout.h says). */
-            const moka_held *hx = moka_held_get(l->bottom[i], false);
-            const bool keep_dx = dx && l->num_bottom == 1 && hx &&
-                                 hx->layout == moka_dnnl_op_dx_layout(s->dnnl.op);
             moka_held hdx;
             MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
                                            dy, h, stage != NULL, dx, keep_dx ? &hdx : NULL, dw,

@@ -719,8 +719,7 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err)
 static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
 {
     pool_state *s = l->state;
-    float *dx = moka_layer_bottom_grad(l, 0);
-    if (!dx) return MOKA_OK;
+    if (!moka_layer_needs_bottom_grad(l, 0)) return MOKA_OK;
     const int64_t HW = s->height * s->width, PHW = s->pooled_h * s->pooled_w;
     const float *dy = l->top[0]->grad;
     /* Forward read x held and the producer still holds it: the gradient goes back in its
@@ -745,6 +744,7 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
         if (moka_held_set(l->bottom[0], true, s->held_in, s->dx_held)) return MOKA_OK;
     }
     moka_tensor_sync(l->top[0], true);
+    float *dx = moka_layer_bottom_grad(l, 0);
     const int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
     /* Each plane's windows touch only that plane, so planes run in parallel without races. */

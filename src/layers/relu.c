@@ -80,8 +80,7 @@ static moka_status relu_forward_cpu(moka_layer *l, moka_err *err MOKA_UNUSED)
 static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
 {
     relu *s = l->state;
-    float *dx = moka_layer_bottom_grad(l, 0);
-    if (!dx) return MOKA_OK;
+    if (!moka_layer_needs_bottom_grad(l, 0)) return MOKA_OK;
     const moka_held *hd = moka_held_get(l->top[0], false), *hg = moka_held_get(l->top[0], true);
     if (hg && hd && hd->layout == hg->layout && works_held(l, s) &&
         moka_held_possible(l->bottom[0])) {
@@ -106,6 +105,7 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
     moka_tensor_sync(l->top[0], true);
     moka_tensor_sync(l->top[0], false);
     moka_tensor_sync(l->bottom[0], false);
+    float *dx = moka_layer_bottom_grad(l, 0);
     /* Out of place x is the bottom. In place with slope >= 0, y > 0 exactly when x > 0, so y
      * serves as x's sign; with slope < 0 forward kept x. */
     const float *x = !l->in_place ? l->bottom[0]->data : s->slope < 0.0f ? s->x_copy

@@ -161,14 +161,21 @@ static int compare_net(const char *text, int classes, moka_precision prec, const
         CHECK_OK(moka_net_forward(np, &lp, &err));
         const moka_layer *l = moka_net_layer(nh, layer_index(nh, held_layer));
         const moka_held *hd = moka_held_get(l->top[0], false);
-        if (must_hold && !(hd && hd->layout == want))
+        if (must_hold && (round == 0 || strcmp(held_layer, "pool1")) && !(hd && hd->layout == want))
             TEST_FAIL_("%s: layer %s does not hold its output in layout %d", name, held_layer,
                        (int)want);
         if (!(lh == lp)) TEST_FAIL_("%s: loss %.9g held, %.9g plain", name, lh, lp);
+        /* The second time, a caller looks at the pooled blob between forward and backward:
+         * handing it out ends its holding, so backward now adds that gradient into the plain
+         * buffer, whose zeroing the net left pending (it was written held the first time). */
+        if (round == 1) {
+            moka_net_blob(nh, "p1");
+            moka_net_blob(np, "p1");
+        }
         CHECK_OK(moka_net_backward(nh, &err));
         CHECK_OK(moka_net_backward(np, &err));
         const moka_held *hg = moka_held_get(l->top[0], true);
-        if (must_hold && !(hg && hg->layout == want))
+        if (must_hold && round == 0 && !(hg && hg->layout == want))
             TEST_FAIL_("%s: layer %s does not get its gradient held", name, held_layer);
         if (!same_bits(moka_net_param_grad(nh), moka_net_param_grad(np), pc))
             TEST_FAIL_("%s round %d: weight gradients differ", name, round);

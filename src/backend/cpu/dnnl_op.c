@@ -637,7 +637,7 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const moka_he
     if (x_held && !moka_dnnl_op_takes_x(op, x_held->layout))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "forward cannot read x in this layout");
     const bool keep = hold && op->y_layout != MOKA_LAYOUT_PLAIN;
-    if (hold) *hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
+    if (hold) *hold = (moka_held){.layout = MOKA_LAYOUT_PLAIN, .ptr = NULL, .plain_stale = false};
     op->fx_last = NULL;
     if (x_held) {
         MOKA_TRY(edge_load_held(&op->f_x, x_held, false, &op->fx_mem, err));
@@ -662,7 +662,7 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const moka_he
     if (!keep) return edge_store(&op->f_y, y, err);
     void *inner;
     DNNL_TRY(dnnl_memory_get_data_handle(op->f_y.inner, &inner), "get handle");
-    *hold = (moka_held){op->y_layout, inner, true};
+    *hold = (moka_held){.layout = op->y_layout, .ptr = inner, .plain_stale = true};
     return MOKA_OK;
 }
 
@@ -701,7 +701,7 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
                                   moka_held *dx_hold, float *dw, moka_err *err)
 {
     const bool keep_dx = dx_hold && op->dx_layout != MOKA_LAYOUT_PLAIN;
-    if (dx_hold) *dx_hold = (moka_held){MOKA_LAYOUT_PLAIN, NULL, false};
+    if (dx_hold) *dx_hold = (moka_held){.layout = MOKA_LAYOUT_PLAIN, .ptr = NULL, .plain_stale = false};
     if (dy_held && !moka_dnnl_op_takes_dy(op, dy_held->layout))
         return moka_errf(err, MOKA_ERR_INVALID_ARG, "backward cannot read dy in this layout");
     if (dx && !op->prim[BWD_D])
@@ -717,7 +717,7 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
         if (keep_dx) {
             void *inner;
             DNNL_TRY(dnnl_memory_get_data_handle(op->d_dx.inner, &inner), "get handle");
-            *dx_hold = (moka_held){op->dx_layout, inner, true};
+            *dx_hold = (moka_held){.layout = op->dx_layout, .ptr = inner, .plain_stale = true};
         } else {
             MOKA_TRY(edge_store(&op->d_dx, dx, err));
         }
