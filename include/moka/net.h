@@ -65,7 +65,11 @@ MOKA_API int64_t moka_net_batch_size(const moka_net *net);
 MOKA_API int moka_net_num_layers(const moka_net *net);
 MOKA_API const char *moka_net_layer_name(const moka_net *net, int i);
 MOKA_API const char *moka_net_layer_type(const moka_net *net, int i);
-/* The latest blob with this name (after in-place layers), or NULL. Valid until moka_net_free. */
+/* The latest blob with this name (after in-place layers), or NULL. Valid until moka_net_free;
+ * its data and grad are current as of this call (layers may keep activations in a layout of
+ * their own between passes, and the net converts them back here), so call it again after the
+ * next forward or backward. The caller may write the data before the next forward. The same
+ * holds for moka_net_output and moka_net_input. */
 MOKA_API moka_tensor *moka_net_blob(moka_net *net, const char *name);
 
 /* Outputs: blobs no layer consumes, in Caffe's order; loss weight 0 for non-loss outputs. */

@@ -22,6 +22,10 @@
  * must not read bottom[0]->data expecting x (it holds y). l->in_place tells the layer, so one
  * that needs x (e.g. Scale) can keep a copy.
  *
+ * Held copies: a layer with ops->reads_held may find bottoms (and top gradients) held in another
+ * layer's memory layout, and may leave its outputs or its bottoms' gradients held in turn; see
+ * src/core/layout.h. Every other layer sees plain tensors only.
+ *
  * Loss: the net's objective is sum over tops of loss_weight[t] * sum(top[t]->data). Before
  * backward the net fills each top gradient that carries a loss weight with that weight, so a
  * loss layer's backward scales by top[0]->grad[0].

@@ -1,6 +1,7 @@
 /* src/backend/cpu/dnnl_op.h -- convolution and inner product through oneDNN primitives.
  *
- * moka's tensors stay plain (N, C, H, W) fp32 between layers; an op converts at its edges. Each
+ * moka's tensors are plain (N, C, H, W) fp32; an op converts at its edges, except where the layer
+ * hands y, x or the gradients over held in the op's own layout (src/core/layout.h). Each
  * pass (forward, backward to data, backward to weights) is one oneDNN primitive built once per
  * shape with the memory layouts oneDNN prefers ("any": blocked nChw16c and friends), plus the
  * reorders between those layouts and moka's. For convolutions whose channels fill oneDNN's
