@@ -154,6 +154,17 @@ float *moka_layer_bottom_grad(const moka_layer *l, int i)
 
 bool moka_layer_needs_bottom_grad(const moka_layer *l, int i) { return l->propagate_down[i]; }
 
+moka_status moka_layer_reserve(const moka_layer *l, float **buf, int64_t *cap, int64_t n,
+                               const char *what, moka_err *err)
+{
+    if (n <= *cap) return MOKA_OK;
+    float *p = realloc(*buf, (size_t)n * sizeof *p);
+    if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for %s", what);
+    *buf = p;
+    *cap = n;
+    return MOKA_OK;
+}
+
 moka_status moka_layer_errf(const moka_layer *l, moka_err *err, moka_status code, const char *fmt,
                             ...)
 {

@@ -157,6 +157,11 @@ MOKA_INTERNAL float *moka_layer_bottom_grad(const moka_layer *l, int i);
  * the gradient held instead). */
 MOKA_INTERNAL bool moka_layer_needs_bottom_grad(const moka_layer *l, int i);
 
+/* Makes *buf hold at least n floats (a layer's own buffer, *cap floats so far; grown with
+ * realloc, kept as it was on failure). MOKA_ERR_NOMEM "out of memory for <what>". */
+MOKA_INTERNAL moka_status moka_layer_reserve(const moka_layer *l, float **buf, int64_t *cap,
+                                             int64_t n, const char *what, moka_err *err);
+
 /* "layer 'conv1' (Convolution): " + message, with file:line:col of the layer when known. */
 MOKA_INTERNAL moka_status moka_layer_errf(const moka_layer *l, moka_err *err, moka_status code,
                                           const char *fmt, ...) MOKA_PRINTF(4, 5);

@@ -59,7 +59,6 @@ struct moka_net {
     int64_t param_count;
     float *param_data, *param_grad;
     float *act_data, *act_grad;
-    int64_t act_grad_count;
     bool timing;
     double *fwd_ms, *bwd_ms;
     moka_net_grads_final_fn on_final; /* see moka_net_set_grads_final_hook */
@@ -475,7 +474,6 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
     if (!net->act_data || !net->act_grad)
         return moka_errf(err, MOKA_ERR_NOMEM, "out of memory for activations (%lld floats)",
                          (long long)(ndata + ngrad));
-    net->act_grad_count = ngrad;
     int64_t od = 0, og = 0;
     for (int b = 0; b < net->num_blobs; b++) {
         net_blob *bl = net->blobs[b];
@@ -489,7 +487,7 @@ static moka_status allocate_activations(moka_net *net, moka_err *err)
         bl->t.grad = net->act_grad + og;
         og += n;
         /* Reshaping reallocates the layers' buffers: nothing is held any more. */
-        bl->hdata = bl->hgrad = (moka_held){.layout = MOKA_LAYOUT_PLAIN, .ptr = NULL, .plain_stale = false};
+        bl->hdata = bl->hgrad = (moka_held){.layout = MOKA_LAYOUT_PLAIN};
         bl->t.held_data = &net->blobs[bl->alias_of < 0 ? b : bl->alias_of]->hdata;
         bl->t.held_grad = &bl->hgrad;
     }

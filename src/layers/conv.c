@@ -398,11 +398,6 @@ void moka_conv_bias_grad(const float *dy, int64_t num, int64_t channels, int64_t
     }
 }
 
-/* moka_conv_bias_grad on dy held in `layout` (src/core/layout.h), with the same arithmetic per
- * channel (the same eight running sums over the same elements in the same order, then the
- * tail), so both give the same bits; the channels of a pixel are adjacent here, so the loops
- * run across 16 channels at a time. With `bf16` not NULL, the pass also writes dy rounded to
- * bf16 there, in the same layout (what the bf16 backward passes read). */
 #if defined(__AVX512F__)
 /* moka_dnnl_to_bf16 on 16 floats. */
 static inline __m256i round_bf16x16(__m512 v)
@@ -427,6 +422,11 @@ static inline __m512 take16(const float *p, uint16_t *q, int64_t k)
 }
 #endif
 
+/* moka_conv_bias_grad on dy held in `layout` (src/core/layout.h), with the same arithmetic per
+ * channel (the same eight running sums over the same elements in the same order, then the
+ * tail), so both give the same bits; the channels of a pixel are adjacent here, so the loops
+ * run across 16 channels at a time. With `bf16` not NULL, the pass also writes dy rounded to
+ * bf16 there, in the same layout (what the bf16 backward passes read). */
 static void bias_grad_held(moka_layout layout, const float *dy, int64_t num, int64_t channels,
                            int64_t spatial, float *db, uint16_t *bf16)
 {

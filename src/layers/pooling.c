@@ -413,8 +413,8 @@ static void ave_plane_backward(const pool_state *s, const float *dy, float *dx)
 }
 
 /* ---- x held channels-last or in 16-channel blocks (src/core/layout.h) ----
- * The input is read where the producing convolution left it; the output and the argmax are
- * plain. A group of up to 16 channels of one image is one task: element (h, w, c) of the group
+ * The input is read where the producing convolution left it; the output stays in that layout
+ * when the net lets it (else it is written plain) and the argmax is plain. A group of up to 16 channels of one image is one task: element (h, w, c) of the group
  * sits at g[(h W + w) cs + c], with cs = C (NHWC) or 16 (nChw16c). Every output runs the generic
  * code's window scan (same order, same rules), one lane per channel, so the results are the
  * generic code's bit for bit; the 16 lanes of a step are independent and vectorise. */
@@ -440,9 +440,6 @@ static inline int64_t group_base(const pool_state *s, moka_layout layout, int64_
     return layout == MOKA_LAYOUT_NHWC ? n * HW * s->channels + cg * GROUP
                                       : (n * (s->channels / GROUP) + cg) * HW * GROUP;
 }
-
-#if defined(__AVX512F__)
-#endif
 
 /* Writes the outputs [o0, o0 + cnt) of nc channels from tile[j][c] into the plain planes. */
 static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROUP], int64_t cnt,
@@ -684,13 +681,7 @@ static moka_status pool_forward_cpu(moka_layer *l, moka_err *err)
          * unless there is a mask top to write. */
         float *yh = NULL;
         if (!mask && !l->ctx->plain_layouts && moka_held_possible(l->top[0])) {
-            const int64_t n = planes * PHW;
-            if (n > s->y_held_cap) {
-                float *p = realloc(s->y_held, (size_t)n * sizeof *p);
-                if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for y");
-                s->y_held = p;
-                s->y_held_cap = n;
-            }
+            MOKA_TRY(moka_layer_reserve(l, &s->y_held, &s->y_held_cap, planes * PHW, "y", err));
             yh = s->y_held;
         }
         pool_forward_held(s, s->held_in, h->ptr, y, argmax, yh);
@@ -731,15 +722,8 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
     if (hdy && !(held && hdy->layout == s->held_in)) hdy = NULL;
     if (!hdy) moka_tensor_sync(l->top[0], true);
     if (held) {
-        const int64_t n = moka_tensor_count(l->bottom[0]);
-        if (n > s->dx_held_cap) {
-            float *p = realloc(s->dx_held, (size_t)n * sizeof *p);
-            if (!p)
-                return moka_layer_errf(l, err, MOKA_ERR_NOMEM,
-                                       "out of memory for the input gradient");
-            s->dx_held = p;
-            s->dx_held_cap = n;
-        }
+        MOKA_TRY(moka_layer_reserve(l, &s->dx_held, &s->dx_held_cap,
+                                    moka_tensor_count(l->bottom[0]), "the input gradient", err));
         pool_backward_held(s, s->held_in, dy, s->argmax, s->dx_held, hdy ? hdy->ptr : NULL);
         if (moka_held_set(l->bottom[0], true, s->held_in, s->dx_held)) return MOKA_OK;
     }

@@ -37,13 +37,8 @@ static moka_status relu_reshape(moka_layer *l, moka_err *err)
     relu *s = l->state;
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], l->bottom[0], err));
     const int64_t n = moka_tensor_count(l->bottom[0]);
-    if (l->in_place && s->slope < 0.0f && n > s->x_cap) {
-        float *p = realloc(s->x_copy, (size_t)n * sizeof *p);
-        if (!p)
-            return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a copy of x");
-        s->x_copy = p;
-        s->x_cap = n;
-    }
+    if (l->in_place && s->slope < 0.0f)
+        MOKA_TRY(moka_layer_reserve(l, &s->x_copy, &s->x_cap, n, "a copy of x", err));
     return MOKA_OK;
 }
 
@@ -88,12 +83,7 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
          * own (dy stays what it was, as on the plain path), and becomes the bottom's held
          * gradient. 0 + (...) as the plain path adds into zeroed dx (so -0 comes out +0). */
         const int64_t n = moka_tensor_count(l->bottom[0]);
-        if (n > s->dx_held_cap) {
-            float *p = realloc(s->dx_held, (size_t)n * sizeof *p);
-            if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for dx");
-            s->dx_held = p;
-            s->dx_held_cap = n;
-        }
+        MOKA_TRY(moka_layer_reserve(l, &s->dx_held, &s->dx_held_cap, n, "dx", err));
         const float *y = hd->ptr, *g = hg->ptr;
         float *d = s->dx_held;
         const float slope = s->slope;

@@ -198,19 +198,32 @@ static int compare_net(const char *text, int classes, moka_precision prec, const
     return 0;
 }
 
-static int held_nets_equal_plain_nets_fp32(void)
+/* Every net in `prec`, each with the layer whose top must be held (or none). */
+static int compare_all(moka_precision prec)
 {
-    if (compare_net(net_blocked, 4, MOKA_PRECISION_FP32, "conv1", MOKA_LAYOUT_NCHW16C, true))
-        return 1;
-    if (compare_net(net_blocked, 4, MOKA_PRECISION_FP32, "conv2", MOKA_LAYOUT_NCHW16C, true))
-        return 1;
-    /* Pooling keeps its output held for the convolution below (through a ReLU), which sends
-     * the gradient back held. */
-    if (compare_net(net_blocked, 4, MOKA_PRECISION_FP32, "pool1", MOKA_LAYOUT_NCHW16C, true))
-        return 1;
-    if (compare_net(net_nhwc, 4, MOKA_PRECISION_FP32, "conv1", MOKA_LAYOUT_NHWC, true)) return 1;
-    return compare_net(net_synced, 3, MOKA_PRECISION_FP32, "conv1", MOKA_LAYOUT_PLAIN, false);
+    static const struct {
+        const char *text;
+        int classes;
+        const char *layer;
+        moka_layout want;
+        bool must_hold;
+    } cases[] = {
+        {net_blocked, 4, "conv1", MOKA_LAYOUT_NCHW16C, true},
+        {net_blocked, 4, "conv2", MOKA_LAYOUT_NCHW16C, true},
+        /* Pooling keeps its output held for the convolution below (through a ReLU), which
+         * sends the gradient back held. */
+        {net_blocked, 4, "pool1", MOKA_LAYOUT_NCHW16C, true},
+        {net_nhwc, 4, "conv1", MOKA_LAYOUT_NHWC, true},
+        {net_synced, 3, "conv1", MOKA_LAYOUT_PLAIN, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (compare_net(cases[i].text, cases[i].classes, prec, cases[i].layer, cases[i].want,
+                        cases[i].must_hold))
+            return 1;
+    return 0;
 }
+
+static int held_nets_equal_plain_nets_fp32(void) { return compare_all(MOKA_PRECISION_FP32); }
 
 static int held_nets_equal_plain_nets_bf16(void)
 {
@@ -218,12 +231,7 @@ static int held_nets_equal_plain_nets_bf16(void)
         printf("skip: no bf16 instructions on this CPU\n");
         return 0;
     }
-    if (compare_net(net_blocked, 4, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_NCHW16C, true))
-        return 1;
-    if (compare_net(net_blocked, 4, MOKA_PRECISION_BF16, "pool1", MOKA_LAYOUT_NCHW16C, true))
-        return 1;
-    if (compare_net(net_nhwc, 4, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_NHWC, true)) return 1;
-    return compare_net(net_synced, 3, MOKA_PRECISION_BF16, "conv1", MOKA_LAYOUT_PLAIN, false);
+    return compare_all(MOKA_PRECISION_BF16);
 }
 
 MOKA_TEST_MAIN(to_plain_matches_the_index_formulas, held_nets_equal_plain_nets_fp32,

@@ -121,20 +121,16 @@ static void round_all(const float *src, uint16_t *dst, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
 }
 
-/* (N, P, C) fp32 -> (N, C, P), written or added. */
-static void nhwc_to_nchw(const float *src, float *dst, const int64_t *d, bool add)
+/* (N, P, C) fp32 added into (N, C, P). (Written, not added, it is moka_layout_to_plain.) */
+static void nhwc_add_to_nchw(const float *src, float *dst, const int64_t *d)
 {
     const int64_t N = d[0], C = d[1], P = d[2];
 #pragma omp parallel for schedule(static) if (N * C * P >= (1 << 15))
     for (int64_t n = 0; n < N; n++) {
         const float *s = src + n * C * P;
         float *o = dst + n * C * P;
-        for (int64_t c = 0; c < C; c++) {
-            if (add)
-                for (int64_t p = 0; p < P; p++) o[c * P + p] += s[p * C + c];
-            else
-                for (int64_t p = 0; p < P; p++) o[c * P + p] = s[p * C + c];
-        }
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < P; p++) o[c * P + p] += s[p * C + c];
     }
 }
 
@@ -267,7 +263,11 @@ static moka_status edge_store(edge *e, float *p, moka_err *err)
     if (e->transpose) {
         void *in;
         DNNL_TRY(dnnl_memory_get_data_handle(e->inner, &in), "get handle");
-        nhwc_to_nchw(in, p, e->nchw, e->add);
+        if (e->add)
+            nhwc_add_to_nchw(in, p, e->nchw);
+        else
+            moka_layout_to_plain(MOKA_LAYOUT_NHWC, in, p,
+                                 (const int64_t[]){e->nchw[0], e->nchw[1], e->nchw[2], 1});
     } else if (e->reorder) {
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->inner}, {DNNL_ARG_TO, e->user}};
         DNNL_TRY(dnnl_primitive_execute(e->reorder, g_stream, 2, a), "reorder");
