@@ -60,14 +60,12 @@ void moka_zero_floats(float *p, int64_t n)
 static void group_to_planes(const float *src, int64_t cs, int64_t nc, int64_t P, float *dst)
 {
 #if defined(MOKA_HAVE_TRANSPOSE16)
-    if (nc == 16) {
-        for (int64_t p = 0; p < P; p += 16)
-            moka_cl_to_planes(src + p * cs, cs, P - p < 16 ? P - p : 16, dst + p, P);
-        return;
-    }
-#endif
+    for (int64_t p = 0; p < P; p += 16)
+        moka_cl_to_planes(src + p * cs, cs, P - p < 16 ? P - p : 16, nc, dst + p, P, false);
+#else
     for (int64_t c = 0; c < nc; c++)
         for (int64_t p = 0; p < P; p++) dst[c * P + p] = src[p * cs + c];
+#endif
 }
 
 void moka_layout_to_plain(moka_layout layout, const float *src, float *dst, const int64_t *nchw)

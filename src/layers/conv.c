@@ -399,25 +399,11 @@ void moka_conv_bias_grad(const float *dy, int64_t num, int64_t channels, int64_t
 }
 
 #if defined(__AVX512F__)
-/* moka_dnnl_to_bf16 on 16 floats. */
-static inline __m256i round_bf16x16(__m512 v)
-{
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i one = _mm512_set1_epi32(1);
-    const __m512i r = _mm512_add_epi32(
-        u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                            _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
-    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
-        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
-    const __m512i q = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(q, 16));
-}
-
 /* The 16 floats at p + k, also written rounded to q + k when q is not NULL. */
 static inline __m512 take16(const float *p, uint16_t *q, int64_t k)
 {
     const __m512 v = _mm512_loadu_ps(p + k);
-    if (q) _mm256_storeu_si256((__m256i *)(q + k), round_bf16x16(v));
+    if (q) _mm256_storeu_si256((__m256i *)(q + k), moka_dnnl_to_bf16x16(v));
     return v;
 }
 #endif

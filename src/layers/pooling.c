@@ -446,12 +446,9 @@ static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROU
                               int64_t nc, int64_t PHW, int64_t o0, float *y, int32_t *arg)
 {
 #if defined(__AVX512F__)
-    if (nc == GROUP) {
-        if (y) moka_cl_to_planes(ty, GROUP, cnt, y + o0, PHW);
-        if (arg) moka_cl_to_planes(ta, GROUP, cnt, arg + o0, PHW);
-        return;
-    }
-#endif
+    if (y) moka_cl_to_planes(ty, GROUP, cnt, nc, y + o0, PHW, false);
+    if (arg) moka_cl_to_planes(ta, GROUP, cnt, nc, arg + o0, PHW, false);
+#else
     for (int64_t c = 0; c < nc; c++) {
         float *yc = y ? y + c * PHW + o0 : NULL;
         for (int64_t j = 0; j < cnt && yc; j++) yc[j] = ty[j][c];
@@ -460,6 +457,7 @@ static inline void store_tile(const float (*ty)[GROUP], const int32_t (*ta)[GROU
             for (int64_t j = 0; j < cnt; j++) ac[j] = ta[j][c];
         }
     }
+#endif
 }
 
 /* One group: y and the argmax into plain planes, or y held (yh not NULL: output pixel o at
@@ -566,12 +564,9 @@ static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, i
                              int64_t PHW, int64_t o0, float (*ty)[GROUP], int32_t (*ta)[GROUP])
 {
 #if defined(__AVX512F__)
-    if (nc == GROUP) {
-        if (dy) moka_planes_to_cl(dy + o0, PHW, cnt, ty, GROUP);
-        if (arg) moka_planes_to_cl(arg + o0, PHW, cnt, ta, GROUP);
-        return;
-    }
-#endif
+    if (dy) moka_planes_to_cl(dy + o0, PHW, cnt, nc, ty, GROUP);
+    if (arg) moka_planes_to_cl(arg + o0, PHW, cnt, nc, ta, GROUP);
+#else
     for (int64_t c = 0; c < nc; c++) {
         const float *dc = dy ? dy + c * PHW + o0 : NULL;
         for (int64_t j = 0; j < cnt && dc; j++) ty[j][c] = dc[j];
@@ -580,6 +575,7 @@ static inline void load_tile(const float *dy, const int32_t *arg, int64_t cnt, i
             for (int64_t j = 0; j < cnt; j++) ta[j][c] = ac[j];
         }
     }
+#endif
 }
 
 /* One group's input gradient, added into g (zeroed by the caller): per channel the generic

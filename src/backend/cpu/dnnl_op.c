@@ -4,6 +4,7 @@
  * moka's plain fp32 tensors and the layouts (and data types) a primitive wants.
  */
 #include "backend/cpu/dnnl_op.h"
+#include "backend/cpu/transpose.h"
 
 #include <dnnl.h>
 #include <pthread.h>
@@ -95,13 +96,39 @@ typedef struct edge {
 #define to_bf16 moka_dnnl_to_bf16
 
 /* (N, C, P) fp32 -> (N, P, C), fp32 or bf16; one image per thread step (an image of LeNet or
- * cifar10_quick fits in L1/L2, so plain loops stay cache-resident). */
+ * cifar10_quick fits in L1/L2), in 16 x 16 register transposes where there is AVX-512. */
 static void nchw_to_nhwc(const float *src, void *dst, const int64_t *d, bool bf16)
 {
     const int64_t N = d[0], C = d[1], P = d[2];
 #pragma omp parallel for schedule(static) if (N * C * P >= (1 << 15))
     for (int64_t n = 0; n < N; n++) {
         const float *s = src + n * C * P;
+#if defined(MOKA_HAVE_TRANSPOSE16)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const int64_t nc = C - c0 < 16 ? C - c0 : 16;
+            for (int64_t p = 0; p < P; p += 16) {
+                const int64_t cnt = P - p < 16 ? P - p : 16;
+                if (!bf16) {
+                    moka_planes_to_cl(s + c0 * P + p, P, cnt, nc,
+                                      (float *)dst + (n * P + p) * C + c0, C);
+                    continue;
+                }
+                __m512 r[16];
+                moka_planes_load_cl(s + c0 * P + p, P, cnt, nc, r);
+                uint16_t *o = (uint16_t *)dst + (n * P + p) * C + c0;
+                for (int64_t j = 0; j < cnt; j++) {
+                    const __m256i v = moka_dnnl_to_bf16x16(r[j]);
+                    if (nc == 16) {
+                        _mm256_storeu_si256((__m256i *)(o + j * C), v);
+                    } else {
+                        uint16_t t[16];
+                        _mm256_storeu_si256((__m256i *)t, v);
+                        memcpy(o + j * C, t, (size_t)nc * sizeof *t);
+                    }
+                }
+            }
+        }
+#else
         if (bf16) {
             uint16_t *o = (uint16_t *)dst + n * C * P;
             for (int64_t c = 0; c < C; c++)
@@ -111,6 +138,7 @@ static void nchw_to_nhwc(const float *src, void *dst, const int64_t *d, bool bf1
             for (int64_t c = 0; c < C; c++)
                 for (int64_t p = 0; p < P; p++) o[p * C + c] = s[c * P + p];
         }
+#endif
     }
 }
 
@@ -129,8 +157,15 @@ static void nhwc_add_to_nchw(const float *src, float *dst, const int64_t *d)
     for (int64_t n = 0; n < N; n++) {
         const float *s = src + n * C * P;
         float *o = dst + n * C * P;
+#if defined(MOKA_HAVE_TRANSPOSE16)
+        for (int64_t c0 = 0; c0 < C; c0 += 16)
+            for (int64_t p = 0; p < P; p += 16)
+                moka_cl_to_planes(s + p * C + c0, C, P - p < 16 ? P - p : 16,
+                                  C - c0 < 16 ? C - c0 : 16, o + c0 * P + p, P, true);
+#else
         for (int64_t c = 0; c < C; c++)
             for (int64_t p = 0; p < P; p++) o[c * P + p] += s[p * C + c];
+#endif
     }
 }
 

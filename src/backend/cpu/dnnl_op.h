@@ -103,6 +103,23 @@ static inline uint16_t moka_dnnl_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* moka_dnnl_to_bf16 on 16 floats. */
+static inline __m256i moka_dnnl_to_bf16x16(__m512 v)
+{
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i one = _mm512_set1_epi32(1);
+    const __m512i r = _mm512_add_epi32(
+        u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                            _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(
+        _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+    const __m512i q = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(q, 16));
+}
+#endif
+
 /* "oneDNN jit:avx512_core" or "oneDNN bf16 brgconv:avx512_core_bf16 / jit_bf16:..." (the
  * implementations of the passes). */
 const char *moka_dnnl_op_kernel(const moka_dnnl_op *op);

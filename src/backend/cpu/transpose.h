@@ -6,6 +6,7 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define MOKA_HAVE_TRANSPOSE16 1
@@ -39,33 +40,54 @@ static inline void moka_transpose16(__m512 r[16])
     }
 }
 
-/* 16 channels of cnt <= 16 pixels (32-bit elements; pixel j at src + j * src_stride) to 16
- * planes (channel c of pixel j at dst + c * dst_stride + j). */
-static inline void moka_cl_to_planes(const void *src, int64_t src_stride, int64_t cnt, void *dst,
-                                     int64_t dst_stride)
+static inline __mmask16 moka_mask16(int64_t n)
 {
-    __m512 r[16];
-    for (int j = 0; j < 16; j++)
-        r[j] = j < cnt ? _mm512_loadu_ps((const float *)src + j * src_stride) : _mm512_setzero_ps();
-    moka_transpose16(r);
-    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
-    /* Sixteen planes are more streams than the hardware prefetcher follows: fetch ahead. */
-    for (int c = 0; c < 16; c++) __builtin_prefetch((float *)dst + c * dst_stride + 64, 1);
-    for (int c = 0; c < 16; c++) _mm512_mask_storeu_ps((float *)dst + c * dst_stride, m, r[c]);
+    return (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
 }
 
-/* The inverse: 16 planes (channel c of pixel j at src + c * src_stride + j) to cnt <= 16 pixels
- * of 16 channels (pixel j at dst + j * dst_stride). */
-static inline void moka_planes_to_cl(const void *src, int64_t src_stride, int64_t cnt, void *dst,
-                                     int64_t dst_stride)
+/* nc <= 16 channels of cnt <= 16 pixels (32-bit elements; pixel j at src + j * src_stride) to
+ * nc planes (channel c of pixel j at dst + c * dst_stride + j), written, or added when `add`
+ * (floats). */
+static inline void moka_cl_to_planes(const void *src, int64_t src_stride, int64_t cnt, int64_t nc,
+                                     void *dst, int64_t dst_stride, bool add)
 {
     __m512 r[16];
-    const __mmask16 m = (__mmask16)(cnt >= 16 ? 0xffffu : (1u << cnt) - 1u);
-    for (int c = 0; c < 16; c++) __builtin_prefetch((const float *)src + c * src_stride + 64);
-    for (int c = 0; c < 16; c++)
-        r[c] = _mm512_maskz_loadu_ps(m, (const float *)src + c * src_stride);
+    const __mmask16 mc = moka_mask16(nc), m = moka_mask16(cnt);
+    for (int j = 0; j < 16; j++)
+        r[j] = j < cnt ? _mm512_maskz_loadu_ps(mc, (const float *)src + j * src_stride)
+                       : _mm512_setzero_ps();
     moka_transpose16(r);
-    for (int j = 0; j < cnt; j++) _mm512_storeu_ps((float *)dst + j * dst_stride, r[j]);
+    /* Sixteen planes are more streams than the hardware prefetcher follows: fetch ahead. */
+    for (int c = 0; c < nc; c++) __builtin_prefetch((float *)dst + c * dst_stride + 64, 1);
+    for (int c = 0; c < nc; c++) {
+        float *d = (float *)dst + c * dst_stride;
+        const __m512 v = add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, d), r[c]) : r[c];
+        _mm512_mask_storeu_ps(d, m, v);
+    }
+}
+
+/* Loads nc <= 16 planes (channel c of pixel j at src + c * src_stride + j) of cnt <= 16 pixels
+ * and transposes them: r[j] holds pixel j's channels (zero beyond nc, and for j >= cnt). */
+static inline void moka_planes_load_cl(const void *src, int64_t src_stride, int64_t cnt,
+                                       int64_t nc, __m512 r[16])
+{
+    const __mmask16 m = moka_mask16(cnt);
+    for (int c = 0; c < nc; c++) __builtin_prefetch((const float *)src + c * src_stride + 64);
+    for (int c = 0; c < 16; c++)
+        r[c] = c < nc ? _mm512_maskz_loadu_ps(m, (const float *)src + c * src_stride)
+                      : _mm512_setzero_ps();
+    moka_transpose16(r);
+}
+
+/* The inverse of moka_cl_to_planes (written): nc <= 16 planes of cnt <= 16 pixels to cnt pixels
+ * of nc channels (pixel j at dst + j * dst_stride). */
+static inline void moka_planes_to_cl(const void *src, int64_t src_stride, int64_t cnt, int64_t nc,
+                                     void *dst, int64_t dst_stride)
+{
+    __m512 r[16];
+    moka_planes_load_cl(src, src_stride, cnt, nc, r);
+    const __mmask16 mc = moka_mask16(nc);
+    for (int j = 0; j < cnt; j++) _mm512_mask_storeu_ps((float *)dst + j * dst_stride, mc, r[j]);
 }
 #endif
 
