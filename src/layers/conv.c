@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "backend/cpu/blas.h"
+#include "backend/cpu/conv_dw.h"
 #include "backend/cpu/dnnl_op.h"
 #include "layers/conv_common.h"
 
@@ -500,6 +501,7 @@ typedef struct conv_state {
     /* The oneDNN path, built at the first forward pass of a shape, when the net knows which
      * gradients it needs. */
     moka_dnnl_slot dnnl;
+    moka_conv_dw dwk; /* the direct weight gradient's scratch (direct_dw) */
 } conv_state;
 
 /* Whether a convolution's channels per group fill oneDNN's 16-wide blocks (a first layer's 1 to
@@ -524,6 +526,18 @@ static bool use_dnnl(const moka_layer *l, const conv_state *s)
 {
     if (l->ctx->engine != MOKA_ENGINE_FAST) return false;
     return fills_blocks(s) || s->channels / s->p.group > 4;
+}
+
+/* Whether the fast engine computes the weight and bias gradients of this im2col-engine
+ * convolution directly (src/backend/cpu/conv_dw.h): a first layer (no input gradient) of a
+ * geometry the direct kernel fits. LeNet's 1 -> 20 at batch 256 on 2 AVX-512 cores: backward
+ * 2.0 ms with im2col + GEMM and a separate bias sum, against ~0.8. */
+static bool direct_dw(const moka_layer *l, const conv_state *s)
+{
+    if (l->ctx->engine != MOKA_ENGINE_FAST || s->dnnl.op || !l->weight[0]->grad) return false;
+    for (int i = 0; i < l->num_bottom; i++)
+        if (moka_layer_needs_bottom_grad(l, i)) return false;
+    return moka_conv_dw_fits(&s->e.g, s->p.group);
 }
 
 /* Builds (or rebuilds, after a reshape) the oneDNN op. A shape oneDNN cannot run fast stays on
@@ -648,6 +662,7 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
     conv_state *s = l->state;
     const moka_conv_engine *e = &s->e;
     float *dw = l->weight[0]->grad, *db = s->p.bias_term ? l->weight[1]->grad : NULL;
+    const bool direct = direct_dw(l, s);
     for (int i = 0; i < l->num_bottom; i++) {
         /* x plain, unless the op reads the copy its forward made (x may be held). */
         if (!(s->dnnl.op && moka_dnnl_op_reuses_x(s->dnnl.op, l->bottom[i]->data)))
@@ -672,6 +687,11 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         uint16_t *stage = h && db && (dw || dx) ? moka_dnnl_op_dy_stage(s->dnnl.op, h->layout)
                                                 : NULL;
         if (db && h) bias_grad_held(h->layout, h->ptr, e->num, e->out_channels, P, db, stage);
+        if (direct) {
+            MOKA_TRY(moka_conv_dw_run(&s->dwk, &e->g, e->out_channels, e->num,
+                                      l->bottom[i]->data, dy, dw, db, err));
+            continue;
+        }
         if (db && !h) moka_conv_bias_grad(dy, e->num, e->out_channels, P, db);
         if (!dw && !dx) continue;
         if (s->dnnl.op) {
@@ -697,6 +717,7 @@ static void conv_destroy(moka_layer *l)
     conv_state *s = l->state;
     moka_conv_engine_free(&s->e);
     moka_dnnl_slot_free(&s->dnnl);
+    moka_conv_dw_free(&s->dwk);
 }
 
 static double conv_flops(const moka_layer *l, bool backward)
@@ -714,6 +735,9 @@ static const char *conv_kernel(const moka_layer *l)
     const conv_state *s = l->state;
     if (s->dnnl.op) return moka_dnnl_op_kernel(s->dnnl.op);
     const bool bf16 = l->ctx->precision == MOKA_PRECISION_BF16;
+    if (direct_dw(l, s))
+        return bf16 ? "im2col+sgemm (oneDNN jit), direct dW (AVX-512), fp32"
+                    : "im2col+sgemm (oneDNN jit), direct dW (AVX-512)";
     return bf16 ? "im2col+sgemm (oneDNN jit), fp32" : "im2col+sgemm (oneDNN jit)";
 }
 

@@ -5,8 +5,10 @@
 # iterations; and `moka test` prints the same scores. conv2 is split into 5 groups of 4 input
 # channels so that the fast engine keeps it on im2col + GEMM like the reference (oneDNN's direct
 # convolutions sum in another order; tests/layers/test_conv.c checks them against the formula);
-# with LeNet's own conv2 on oneDNN the test scores agree to 1e-5. Also: a bad --engine is a usage
-# error.
+# with LeNet's own conv2 on oneDNN the test scores agree to 1e-5. conv1 pads its rows' ends by
+# one so that the fast engine does not compute its weight gradient with the direct kernel either
+# (another summation order; test_conv.c checks it against the formula). Also: a bad --engine is
+# a usage error.
 #   usage: test_engines.sh MOKA SOURCE_DIR
 set -u
 moka=$1
@@ -27,7 +29,7 @@ layer { name: "mnist" type: "IDXData" top: "data" top: "label"
   idx_data_param { images: "$data/t10k-images-idx3-ubyte.gz" labels: "$data/t10k-labels-idx1-ubyte.gz"
                    batch_size: 32 shuffle: true } }
 layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
-  convolution_param { num_output: 20 kernel_size: 5 weight_filler { type: "xavier" } } }
+  convolution_param { num_output: 20 kernel_size: 5 pad_w: 1 weight_filler { type: "xavier" } } }
 layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
 layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
   convolution_param { num_output: 50 kernel_size: 5 group: 5 weight_filler { type: "xavier" } } }

@@ -3,7 +3,7 @@
  * to take the one-image-per-GEMM path, finite differences, shared weights over two bottoms,
  * determinism, and the configuration and shape errors. The oneDNN path (fp32 with 16-channel
  * blocks, and bf16) against the formula in double, bf16 against the formula on bf16-rounded
- * inputs, over odd shapes. */
+ * inputs, over odd shapes; the direct weight gradient of first layers against the formula. */
 #include <omp.h>
 
 #include "backend/cpu/dnnl_op.h"
@@ -335,11 +335,12 @@ static int rejects_changed_or_mismatched_bottoms(void)
 /* One convolution of geometry q (bias on, weights gaussian) on the fast engine in fp32 or bf16:
  * y, dx, dW and db against the formula in double, the bf16 run against the formula on inputs
  * rounded to bf16 (the products of bf16 numbers are exact in fp32, so only the summation order
- * differs). `need_dnnl` requires that the oneDNN path ran (its kernel name), else under bf16
- * that the layer says it computes in fp32 and matches the unrounded formula; a bottom without
+ * differs). `need_kernel` "oneDNN" requires that the oneDNN path ran (its kernel name), else
+ * under bf16 the layer must say it computes in fp32 and match the unrounded formula (other
+ * `need_kernel` strings must appear in the kernel name too); a bottom without
  * gradient (`x_grad` false) is a net's first layer. Then the batch shrinks to 1 image and the
  * first image's output must be unchanged (the op is rebuilt for the new shape). */
-static int dnnl_case(const geo *q, bool bf16, bool x_grad, bool need_dnnl)
+static int dnnl_case(const geo *q, bool bf16, bool x_grad, const char *need_kernel)
 {
     moka_err err = {0};
     moka_harness h;
@@ -382,8 +383,8 @@ static int dnnl_case(const geo *q, bool bf16, bool x_grad, bool need_dnnl)
     }
     CHECK_OK(moka_harness_forward(&h, &err));
     const char *kernel = h.layer->ops->kernel(h.layer);
-    if (need_dnnl) {
-        CHECK_CONTAINS(kernel, "oneDNN");
+    if (need_kernel) CHECK_CONTAINS(kernel, need_kernel);
+    if (need_kernel && strcmp(need_kernel, "oneDNN") == 0) {
         if (bf16) CHECK_CONTAINS(kernel, "bf16");
     } else if (bf16) {
         /* A layer left in fp32 under bf16 says so, and computes the unrounded formula. */
@@ -505,14 +506,14 @@ static int dnnl_fp32_matches_formula(void)
     /* Channels outside 16-blocks: channels-last, with moka's own NCHW <-> NHWC transposes. */
     const geo lenet2 = GEO(3, 20, 12, 12, 50, 1, 5, 5, 1, 1, 0, 0, 1, 1);
     const geo odd = GEO(2, 5, 9, 8, 7, 1, 3, 2, 2, 1, 1, 1, 1, 2);
-    CHECK_EQ(dnnl_case(&lenet2, false, true, true), 0);
-    CHECK_EQ(dnnl_case(&odd, false, true, true), 0);
-    CHECK_EQ(dnnl_case(&a, false, true, true), 0);
-    CHECK_EQ(dnnl_case(&first, false, false, true), 0);
-    CHECK_EQ(dnnl_case(&grouped, false, true, true), 0);
-    CHECK_EQ(dnnl_case(&floor, false, true, false), 0);
+    CHECK_EQ(dnnl_case(&lenet2, false, true, "oneDNN"), 0);
+    CHECK_EQ(dnnl_case(&odd, false, true, "oneDNN"), 0);
+    CHECK_EQ(dnnl_case(&a, false, true, "oneDNN"), 0);
+    CHECK_EQ(dnnl_case(&first, false, false, "oneDNN"), 0);
+    CHECK_EQ(dnnl_case(&grouped, false, true, "oneDNN"), 0);
+    CHECK_EQ(dnnl_case(&floor, false, true, NULL), 0);
     omp_set_num_threads(1);
-    CHECK_EQ(dnnl_case(&a, false, true, true), 0);
+    CHECK_EQ(dnnl_case(&a, false, true, "oneDNN"), 0);
     omp_set_num_threads(2);
     return 0;
 }
@@ -534,12 +535,34 @@ static int dnnl_bf16_matches_rounded_formula(void)
         GEO(2, 12, 8, 7, 10, 2, 2, 3, 2, 2, 1, 1, 2, 1),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (dnnl_case(&cases[i], true, true, true)) {
+        if (dnnl_case(&cases[i], true, true, "oneDNN")) {
             fprintf(stderr, "bf16 case %zu\n", i);
             return 1;
         }
     const geo first = GEO(2, 1, 28, 28, 20, 1, 5, 5, 1, 1, 0, 0, 1, 1);
-    CHECK_EQ(dnnl_case(&first, true, false, false), 0);
+    CHECK_EQ(dnnl_case(&first, true, false, NULL), 0);
+    return 0;
+}
+
+/* First layers whose weight and bias gradients the fast engine computes directly
+ * (src/backend/cpu/conv_dw.h), against the formula: LeNet's 5 x 5 on 28 x 28 (two 16-lane
+ * vectors per output row, the last one 8 lanes, and an odd channel count for the two-channel
+ * passes), padding of rows, non-square kernels from 1 to 7 wide, rows of exactly 32 and of 17
+ * (one lane in the second vector), several input channels, one and two threads. */
+static int direct_dw_matches_formula(void)
+{
+    const geo cases[] = {
+        GEO(3, 1, 28, 28, 5, 1, 5, 5, 1, 1, 0, 0, 1, 1),
+        GEO(2, 3, 9, 12, 4, 1, 3, 2, 1, 1, 1, 0, 1, 1),
+        GEO(1, 2, 10, 38, 3, 1, 4, 7, 1, 1, 2, 0, 1, 1),
+        GEO(5, 1, 5, 17, 1, 1, 5, 1, 1, 1, 0, 0, 1, 1),
+    };
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            CHECK_EQ(dnnl_case(&cases[i], false, false, "direct dW"), 0);
+    }
+    omp_set_num_threads(2);
     return 0;
 }
 
@@ -547,4 +570,5 @@ MOKA_TEST_MAIN(matches_pytorch, matches_formula_on_large_input, gradients_match_
                two_bottoms_share_weights, dnnl_two_bottoms_match_the_reference,
                deterministic_for_a_thread_count,
                rejects_bad_configs_and_shapes, rejects_changed_or_mismatched_bottoms,
-               dnnl_fp32_matches_formula, dnnl_bf16_matches_rounded_formula)
+               dnnl_fp32_matches_formula, dnnl_bf16_matches_rounded_formula,
+               direct_dw_matches_formula)
