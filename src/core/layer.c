@@ -152,6 +152,18 @@ float *moka_layer_bottom_grad(const moka_layer *l, int i)
     return t->grad;
 }
 
+float *moka_layer_bottom_grad_whole(const moka_layer *l, int i, bool *whole)
+{
+    *whole = false;
+    if (!l->propagate_down[i]) return NULL;
+    moka_tensor *t = l->bottom[i];
+    if (t->held_grad && t->held_grad->zero_pending) {
+        t->held_grad->zero_pending = false;
+        *whole = true;
+    }
+    return t->grad;
+}
+
 bool moka_layer_needs_bottom_grad(const moka_layer *l, int i) { return l->propagate_down[i]; }
 
 moka_status moka_layer_reserve(const moka_layer *l, float **buf, int64_t *cap, int64_t n,

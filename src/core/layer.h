@@ -10,10 +10,12 @@
  *                  Weight shapes may not change here.
  *   3. forward_cpu(l)  writes every top from the bottoms and weights.
  *   4. backward_cpu(l) ADDS into gradients: for each bottom i with moka_layer_bottom_grad(l, i)
- *                  != NULL, and for each weight whose `grad` is not NULL. The net zeroes
- *                  activation gradients before every backward pass and the solver zeroes weight
- *                  gradients once per iteration (so iter_size accumulation and shared weights
- *                  work by addition). NULL when the layer has no gradient (data, accuracy).
+ *                  != NULL, and for each weight whose `grad` is not NULL. Activation gradients
+ *                  start each backward pass at zero (the net zeroes them lazily, and a layer may
+ *                  write one whole instead of adding: moka_layer_bottom_grad_whole); the solver
+ *                  zeroes weight gradients once per iteration (so iter_size accumulation and
+ *                  shared weights work by addition). NULL when the layer has no gradient (data,
+ *                  accuracy).
  *   5. destroy(l)  frees what setup/reshape allocated (optional).
  *
  * In-place layers (Caffe's `bottom: "x" top: "x"`) are allowed only when ops->in_place_ok.
@@ -153,6 +155,12 @@ MOKA_INTERNAL moka_status moka_layer_add_weight(moka_layer *l, const char *name,
  * (propagate_down false, or the bottom is data/labels). Zeroed on this first use when the net
  * left its zeroing pending (src/core/layout.h). */
 MOKA_INTERNAL float *moka_layer_bottom_grad(const moka_layer *l, int i);
+/* Like moka_layer_bottom_grad, for a layer that can also write the whole gradient instead of
+ * adding into it: *whole becomes true when the net left the buffer's zeroing pending (the caller
+ * must then write every element, 0.0f + g where adding g into zero would turn -0 into +0 and
+ * bit-identity matters), false when it must add (the buffer is current: zeroed, or holding
+ * another writer's part). */
+MOKA_INTERNAL float *moka_layer_bottom_grad_whole(const moka_layer *l, int i, bool *whole);
 /* Whether bottom i gets a gradient, without touching the buffer (for layers that may write
  * the gradient held instead). */
 MOKA_INTERNAL bool moka_layer_needs_bottom_grad(const moka_layer *l, int i);

@@ -23,7 +23,7 @@ bool moka_held_set(moka_tensor *t, bool grad, moka_layout layout, float *ptr)
     h->layout = layout;
     h->ptr = ptr;
     h->plain_stale = true;
-    h->was_held = true;
+    h->zero_pending = false;
     return true;
 }
 

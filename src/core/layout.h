@@ -43,11 +43,11 @@ typedef struct moka_held {
     moka_layout layout;
     float *ptr;       /* the values in `layout` (current whenever layout != PLAIN) */
     bool plain_stale; /* tensor->data (grad) is not current */
-    /* Gradients only. The net zeroes activation gradients before backward, except those that
-     * were held in the last pass (written whole, their zeroing is wasted): for those it sets
-     * zero_pending, and the plain gradient is zeroed on first use instead (moka_layer_bottom_grad,
-     * moka_tensor_sync). was_held records a held write in the current pass. */
-    bool zero_pending, was_held;
+    /* Gradients only. Instead of zeroing the activation gradients before backward, the net
+     * sets zero_pending on each: the plain gradient is zeroed on first use (moka_layer_bottom_grad,
+     * moka_tensor_sync), or never, when its writer writes it whole (moka_layer_bottom_grad_whole)
+     * or holds it. */
+    bool zero_pending;
 } moka_held;
 
 /* The held copy of t's data (grad = false) or gradient, or NULL when there is none. */

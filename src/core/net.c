@@ -960,7 +960,12 @@ static void prepare_forward(moka_layer *l)
 /* Before a layer's backward: what it reads plain, unless it reads held copies itself. */
 static void prepare_backward(moka_layer *l)
 {
-    if (l->ops->reads_held) return;
+    if (l->ops->reads_held) {
+        /* A top gradient nobody wrote (held or plain) is still pending: zero it. */
+        for (int i = 0; i < l->num_top; i++)
+            if (!moka_held_get(l->top[i], true)) moka_tensor_sync(l->top[i], true);
+        return;
+    }
     for (int i = 0; i < l->num_top; i++) {
         moka_tensor_sync(l->top[i], true);
         moka_tensor_sync(l->top[i], false);
@@ -1002,15 +1007,12 @@ moka_status moka_net_forward(moka_net *net, float *loss, moka_err *err)
 
 moka_status moka_net_backward(moka_net *net, moka_err *err)
 {
-    /* Zero the activation gradients, except those the last pass wrote held (whole): their
-     * zeroing is left pending until someone uses the plain buffer (src/core/layout.h). */
+    /* The activation gradients start at zero: each one's zeroing is left pending until someone
+     * uses the plain buffer, and skipped when its writer writes it whole (src/core/layout.h). */
     for (int b = 0; b < net->num_blobs; b++) {
         net_blob *bl = net->blobs[b];
-        const bool lazy = bl->hgrad.was_held;
         moka_held_drop(&bl->t, true);
-        bl->hgrad.was_held = false;
-        bl->hgrad.zero_pending = lazy;
-        if (!lazy) moka_zero_floats(bl->t.grad, moka_tensor_count(&bl->t));
+        bl->hgrad.zero_pending = true;
     }
     for (int li = 0; li < net->num_layers; li++) {
         moka_layer *l = net->layers[li];
@@ -1018,6 +1020,7 @@ moka_status moka_net_backward(moka_net *net, moka_err *err)
             if (l->loss_weight[i] == 0.0f) continue;
             moka_tensor *t = l->top[i];
             for (int64_t k = 0; k < moka_tensor_count(t); k++) t->grad[k] = l->loss_weight[i];
+            t->held_grad->zero_pending = false;
         }
     }
     /* The parameter block is laid out in owner-layer order, and a blob's gradient is final once

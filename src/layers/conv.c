@@ -676,12 +676,14 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         }
         const float *dy = l->top[i]->grad;
         /* dx goes back held when the oneDNN op computes it in the layout the layer below holds
-         * x in (written whole, as layout.h says); else it is added into the plain gradient. */
+         * x in (written whole, as layout.h says); else it goes into the plain gradient, written
+         * whole when its zeroing is pending, else added. */
         const moka_held *hx = moka_held_get(l->bottom[i], false);
         const bool keep_dx = s->dnnl.op && moka_layer_needs_bottom_grad(l, i) &&
                              l->num_bottom == 1 && hx &&
                              hx->layout == moka_dnnl_op_dx_layout(s->dnnl.op);
-        float *dx = keep_dx ? l->bottom[i]->grad : moka_layer_bottom_grad(l, i);
+        bool dx_whole = false;
+        float *dx = keep_dx ? l->bottom[i]->grad : moka_layer_bottom_grad_whole(l, i, &dx_whole);
         const int64_t P = e->g.out_h * e->g.out_w;
         /* Under bf16 the bias sum also rounds held dy for the backward passes (one read). */
         uint16_t *stage = h && db && (dw || dx) ? moka_dnnl_op_dy_stage(s->dnnl.op, h->layout)
@@ -697,15 +699,15 @@ static moka_status conv_backward_cpu(moka_layer *l, moka_err *err)
         if (s->dnnl.op) {
             moka_held hdx;
             MOKA_TRY(moka_dnnl_op_backward(s->dnnl.op, l->bottom[i]->data, l->weight[0]->data,
-                                           dy, h, stage != NULL, dx, keep_dx ? &hdx : NULL, dw,
-                                           err));
+                                           dy, h, stage != NULL, dx, dx_whole,
+                                           keep_dx ? &hdx : NULL, dw, err));
             if (keep_dx && hdx.layout != MOKA_LAYOUT_PLAIN)
                 moka_held_set(l->bottom[i], true, hdx.layout, hdx.ptr);
             continue;
         }
         const moka_conv_job job = {
             .im = dw ? l->bottom[i]->data : NULL, .outside = dy, .w = l->weight[0]->data,
-            .dw = dw, .im_grad = dx,
+            .dw = dw, .im_grad = dx, .zero_im_grad = dx_whole,
         };
         MOKA_TRY(moka_conv_engine_run(&s->e, &job, err));
     }
@@ -727,7 +729,7 @@ static double conv_flops(const moka_layer *l, bool backward)
     const double one = 2.0 * (double)e->num * (double)e->weight_count *
                        (double)(e->g.out_h * e->g.out_w) * (double)l->num_bottom;
     if (!backward) return one;
-    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_bottom_grad(l, 0) ? one : 0.0);
+    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_needs_bottom_grad(l, 0) ? one : 0.0);
 }
 
 static const char *conv_kernel(const moka_layer *l)

@@ -139,21 +139,22 @@ static moka_status ip_backward_cpu(moka_layer *l, moka_err *err)
 {
     const ip_state *s = l->state;
     const float *x = l->bottom[0]->data, *w = l->weight[0]->data, *dy = l->top[0]->grad;
-    float *dx = moka_layer_bottom_grad(l, 0), *dw = l->weight[0]->grad;
+    bool whole;
+    float *dx = moka_layer_bottom_grad_whole(l, 0, &whole), *dw = l->weight[0]->grad;
     float *db = s->bias_term ? l->weight[1]->grad : NULL;
     if (s->m == 0) return MOKA_OK;
     if (db)
         for (int64_t i = 0; i < s->m; i++)
             for (int64_t j = 0; j < s->n; j++) db[j] += dy[i * s->n + j];
     if (s->dnnl.op)
-        return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, false, dx, NULL, dw, err);
+        return moka_dnnl_op_backward(s->dnnl.op, x, w, dy, NULL, false, dx, whole, NULL, dw, err);
     if (dw) {
         if (s->transpose)
             moka_sgemm(true, false, s->k, s->n, s->m, 1.0f, x, dy, 1.0f, dw);
         else
             moka_sgemm(true, false, s->n, s->k, s->m, 1.0f, dy, x, 1.0f, dw);
     }
-    if (dx) moka_sgemm(false, s->transpose, s->m, s->k, s->n, 1.0f, dy, w, 1.0f, dx);
+    if (dx) moka_sgemm(false, s->transpose, s->m, s->k, s->n, 1.0f, dy, w, whole ? 0.0f : 1.0f, dx);
     return MOKA_OK;
 }
 
@@ -162,7 +163,7 @@ static double ip_flops(const moka_layer *l, bool backward)
     const ip_state *s = l->state;
     const double one = 2.0 * (double)s->m * (double)s->n * (double)s->k;
     if (!backward) return one;
-    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_bottom_grad(l, 0) ? one : 0.0);
+    return (l->weight[0]->grad ? one : 0.0) + (moka_layer_needs_bottom_grad(l, 0) ? one : 0.0);
 }
 
 static const char *ip_kernel(const moka_layer *l)

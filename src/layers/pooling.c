@@ -724,14 +724,17 @@ static moka_status pool_backward_cpu(moka_layer *l, moka_err *err)
         if (moka_held_set(l->bottom[0], true, s->held_in, s->dx_held)) return MOKA_OK;
     }
     moka_tensor_sync(l->top[0], true);
-    float *dx = moka_layer_bottom_grad(l, 0);
+    bool whole;
+    float *dx = moka_layer_bottom_grad_whole(l, 0, &whole);
     const int32_t *argmax = s->argmax;
     const int64_t planes = s->num * s->channels;
-    /* Each plane's windows touch only that plane, so planes run in parallel without races. */
+    /* Each plane's windows touch only that plane, so planes run in parallel without races. A
+     * gradient written whole is zeroed plane by plane, while the plane is in cache. */
 #pragma omp parallel for schedule(static) if (planes * PHW >= (1 << 14))
     for (int64_t nc = 0; nc < planes; nc++) {
         float *dxp = dx + nc * HW;
         const float *dyp = dy + nc * PHW;
+        if (whole) memset(dxp, 0, (size_t)HW * sizeof *dxp);
         if (s->max) {
             const int32_t *ap = argmax + nc * PHW;
             for (int64_t o = 0; o < PHW; o++)

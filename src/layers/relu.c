@@ -95,7 +95,8 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
     moka_tensor_sync(l->top[0], true);
     moka_tensor_sync(l->top[0], false);
     moka_tensor_sync(l->bottom[0], false);
-    float *dx = moka_layer_bottom_grad(l, 0);
+    bool whole;
+    float *dx = moka_layer_bottom_grad_whole(l, 0, &whole);
     /* Out of place x is the bottom. In place with slope >= 0, y > 0 exactly when x > 0, so y
      * serves as x's sign; with slope < 0 forward kept x. */
     const float *x = !l->in_place ? l->bottom[0]->data : s->slope < 0.0f ? s->x_copy
@@ -103,8 +104,14 @@ static moka_status relu_backward_cpu(moka_layer *l, moka_err *err)
     const float *dy = l->top[0]->grad;
     const int64_t n = moka_tensor_count(l->bottom[0]);
     const float slope = s->slope;
+    if (whole) {
+        /* 0 + (...), as adding into zeroed dx gives (-0 comes out +0). */
 #pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+        for (int64_t i = 0; i < n; i++) dx[i] = 0.0f + (x[i] > 0.0f ? dy[i] : slope * dy[i]);
+    } else {
+#pragma omp parallel for simd if (n >= PAR_MIN) schedule(static)
+        for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+    }
     return MOKA_OK;
 }
 

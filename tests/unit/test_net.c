@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "backend/cpu/dnnl_op.h"
 #include "caffe.pb-c.h"
 #include "core/net_internal.h"
 #include "moka/net.h"
@@ -185,6 +186,86 @@ static int propagate_down_false_stops_the_gradient(void)
     return 0;
 }
 
+/* Layers that write their bottoms' gradients whole where the net left the zeroing pending
+ * (src/core/layout.h): an im2col convolution with an input gradient, plain and held pooling,
+ * oneDNN convolutions (blocked and channels-last edges), ReLU and inner products. */
+static const char *const whole_net =
+    "name: 'whole' force_backward: true\n"
+    "layer { name: 'in' type: 'Input' top: 'x' top: 'y' input_param { shape { dim: 2 dim: 3 "
+    "        dim: 12 dim: 12 } shape { dim: 2 dim: 4 } } }\n"
+    "layer { name: 'c0' type: 'Convolution' bottom: 'x' top: 'c0' convolution_param { "
+    "        num_output: 5 kernel_size: 3 weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+    "layer { name: 'p0' type: 'Pooling' bottom: 'c0' top: 'p0' pooling_param { pool: MAX "
+    "        kernel_size: 2 stride: 2 } }\n"
+    "layer { name: 'c1' type: 'Convolution' bottom: 'p0' top: 'c1' convolution_param { "
+    "        num_output: 16 kernel_size: 3 pad: 1 weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+    "layer { name: 'r1' type: 'ReLU' bottom: 'c1' top: 'c1' }\n"
+    "layer { name: 'p1' type: 'Pooling' bottom: 'c1' top: 'p1' pooling_param { pool: AVE "
+    "        kernel_size: 3 stride: 2 } }\n"
+    "layer { name: 'c2' type: 'Convolution' bottom: 'p1' top: 'c2' convolution_param { "
+    "        num_output: 6 kernel_size: 1 weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+    "layer { name: 'ip1' type: 'InnerProduct' bottom: 'c2' top: 'ip1' inner_product_param { "
+    "        num_output: 8 weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+    "layer { name: 'r2' type: 'ReLU' bottom: 'ip1' top: 'ip1' }\n"
+    "layer { name: 'ip2' type: 'InnerProduct' bottom: 'ip1' top: 'ip2' inner_product_param { "
+    "        num_output: 4 weight_filler { type: 'gaussian' std: 0.3 } } }\n"
+    "layer { name: 'loss' type: 'EuclideanLoss' bottom: 'ip2' bottom: 'y' top: 'l' }\n";
+
+/* x and every parameter gradient of whole_net after its second backward (which must not see
+ * the first one's values) against central differences; and in bf16, where the CPU has it, the
+ * second backward must repeat the first bit for bit. */
+static int gradients_written_whole_are_complete(void)
+{
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        if (bf16 && !moka_dnnl_bf16_supported(NULL)) {
+            printf("bf16 part skipped: no bf16 instructions on this CPU\n");
+            break;
+        }
+        moka_err err = {0};
+        moka_net *net;
+        moka_ctx_init(&ctx);
+        ctx.threads = 1;
+        ctx.precision = bf16 ? MOKA_PRECISION_BF16 : MOKA_PRECISION_FP32;
+        moka_ctx_apply_threads(&ctx);
+        const moka_net_state st = {MOKA_TRAIN, 0, 0, NULL};
+        CHECK_OK(moka_net_create_from_text(whole_net, "net.prototxt", &st, &ctx, &net, &err));
+        /* Distinct inputs, so no max-pooling window has a tie. */
+        moka_tensor *x = moka_net_blob(net, "x");
+        const int64_t nx = moka_tensor_count(x), np = moka_net_param_count(net);
+        for (int64_t i = 0; i < nx; i++) x->data[i] = (float)sin(0.37 * (double)i + 0.1 * (double)(i % 7));
+        fill_input(net, "y", 0.5f);
+        float *g1 = malloc((size_t)(nx + np) * sizeof(float));
+        CHECK(g1);
+        for (int pass = 0; pass < 2; pass++) {
+            CHECK_OK(moka_net_forward(net, NULL, &err));
+            moka_net_zero_param_grads(net);
+            CHECK_OK(moka_net_backward(net, &err));
+            x = moka_net_blob(net, "x");
+            if (pass == 0) {
+                memcpy(g1, x->grad, (size_t)nx * sizeof(float));
+                memcpy(g1 + nx, moka_net_param_grad(net), (size_t)np * sizeof(float));
+            }
+        }
+        float *g2 = malloc((size_t)(nx + np) * sizeof(float));
+        CHECK(g2);
+        memcpy(g2, x->grad, (size_t)nx * sizeof(float));
+        memcpy(g2 + nx, moka_net_param_grad(net), (size_t)np * sizeof(float));
+        double gsum = 0;
+        for (int64_t i = 0; i < nx; i++) gsum += fabs(g2[i]);
+        CHECK(gsum > 0);
+        if (bf16) {
+            CHECK(memcmp(g1, g2, (size_t)(nx + np) * sizeof(float)) == 0);
+        } else {
+            if (check_net_grad(net, x->data, g2, nx, 5e-3)) return 1;
+            if (check_net_grad(net, moka_net_param_data(net), g2 + nx, np, 5e-3)) return 1;
+        }
+        free(g1);
+        free(g2);
+        moka_net_free(net);
+    }
+    return 0;
+}
+
 static const char *const phased_net =
     "name: 'p' state { stage: 'filestage' }\n"
     "layer { name: 'in' type: 'Input' top: 'x' input_param { shape { dim: 1 dim: 2 } } }\n"
@@ -329,4 +410,5 @@ static int error_messages_are_one_line(void)
 MOKA_TEST_MAIN(error_messages_are_one_line, split_is_inserted_and_gradients_sum, loss_weight_scales_loss_and_gradient,
                shared_parameters_alias_and_accumulate, propagate_down_false_stops_the_gradient,
                phase_level_and_stage_rules_filter_layers, test_net_shares_train_weights,
-               parameters_are_one_contiguous_block, bad_nets_give_one_clear_error)
+               parameters_are_one_contiguous_block, bad_nets_give_one_clear_error,
+               gradients_written_whole_are_complete)

@@ -78,7 +78,8 @@ typedef struct edge {
     /* Instead of `reorder`, moka's own NCHW <-> NHWC transpose (fp32, or fp32 -> bf16 for
      * inputs) of `nchw` = {N, C, H W}: oneDNN 2.6's reorder for it ran at a third of the memory
      * speed (LeNet conv2's dy, 64 x 50 x 8 x 8: 0.14 ms). */
-    bool transpose, bf16, add;
+    bool transpose, bf16;
+    bool add; /* an output edge that adds into moka's buffer */
     int64_t nchw[3];
     /* Instead of `reorder`, moka's own element-by-element fp32 -> bf16 rounding of `count`
      * elements, when the primitive wants the user's layout in bf16 (oneDNN 2.6's reorder took
@@ -249,6 +250,7 @@ static moka_status edge_out(edge *e, const dnnl_memory_desc_t *have,
         return MOKA_OK;
     }
     DNNL_TRY(dnnl_memory_create(&e->inner, have, g_engine, DNNL_MEMORY_ALLOCATE), "memory");
+    e->add = add;
     if (is_nhwc_of(user_md, have, false)) {
         set_transpose(e, user_md, false, add);
         return MOKA_OK;
@@ -291,19 +293,25 @@ static moka_status edge_load(edge *e, const float *p, moka_err *err)
     return MOKA_OK;
 }
 
-/* After the primitive ran: converts (or adds) its result into moka's buffer. */
-static moka_status edge_store(edge *e, float *p, moka_err *err)
+/* After the primitive ran: converts (or, for an adding edge, adds) its result into moka's
+ * buffer; `whole`: an adding edge writes instead (p's old contents are to be ignored). */
+static moka_status edge_store(edge *e, float *p, bool whole, moka_err *err)
 {
     DNNL_TRY(dnnl_memory_set_data_handle(e->user, p), "set handle");
     if (e->transpose) {
         void *in;
         DNNL_TRY(dnnl_memory_get_data_handle(e->inner, &in), "get handle");
-        if (e->add)
+        if (e->add && !whole)
             nhwc_add_to_nchw(in, p, e->nchw);
         else
             moka_layout_to_plain(MOKA_LAYOUT_NHWC, in, p,
                                  (const int64_t[]){e->nchw[0], e->nchw[1], e->nchw[2], 1});
     } else if (e->reorder) {
+        if (e->add && whole) {
+            const dnnl_memory_desc_t *md;
+            DNNL_TRY(dnnl_memory_get_memory_desc(e->user, &md), "memory desc");
+            memset(p, 0, (size_t)md_count(md) * sizeof *p);
+        }
         dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, e->inner}, {DNNL_ARG_TO, e->user}};
         DNNL_TRY(dnnl_primitive_execute(e->reorder, g_stream, 2, a), "reorder");
     }
@@ -694,7 +702,7 @@ moka_status moka_dnnl_op_forward(moka_dnnl_op *op, const float *x, const moka_he
         a[n++].memory = op->f_b.inner;
     }
     MOKA_TRY(run(op->prim[FWD], n, a, err));
-    if (!keep) return edge_store(&op->f_y, y, err);
+    if (!keep) return edge_store(&op->f_y, y, false, err);
     void *inner;
     DNNL_TRY(dnnl_memory_get_data_handle(op->f_y.inner, &inner), "get handle");
     *hold = (moka_held){.layout = op->y_layout, .ptr = inner, .plain_stale = true};
@@ -733,7 +741,7 @@ uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout)
 
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
                                   const moka_held *dy_held, bool dy_staged, float *dx,
-                                  moka_held *dx_hold, float *dw, moka_err *err)
+                                  bool dx_whole, moka_held *dx_hold, float *dw, moka_err *err)
 {
     const bool keep_dx = dx_hold && op->dx_layout != MOKA_LAYOUT_PLAIN;
     if (dx_hold) *dx_hold = (moka_held){.layout = MOKA_LAYOUT_PLAIN, .ptr = NULL, .plain_stale = false};
@@ -754,7 +762,7 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
             DNNL_TRY(dnnl_memory_get_data_handle(op->d_dx.inner, &inner), "get handle");
             *dx_hold = (moka_held){.layout = op->dx_layout, .ptr = inner, .plain_stale = true};
         } else {
-            MOKA_TRY(edge_store(&op->d_dx, dx, err));
+            MOKA_TRY(edge_store(&op->d_dx, dx, dx_whole, err));
         }
     }
     if (dw && !op->prim[BWD_W])
@@ -776,7 +784,7 @@ moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float 
                                       {DNNL_ARG_DIFF_DST, w_dy},
                                       {DNNL_ARG_DIFF_WEIGHTS, op->w_dw.inner}};
         MOKA_TRY(run(op->prim[BWD_W], 3, a, err));
-        MOKA_TRY(edge_store(&op->w_dw, dw, err));
+        MOKA_TRY(edge_store(&op->w_dw, dw, false, err));
     }
     return MOKA_OK;
 }

@@ -88,10 +88,11 @@ uint16_t *moka_dnnl_op_dy_stage(moka_dnnl_op *op, moka_layout layout);
  * moka_dnnl_op_takes_dy accepts), already rounded into moka_dnnl_op_dy_stage's buffer when
  * dy_staged. With dx_hold not NULL and dx_layout not PLAIN, dx is not added into: *dx_hold gets
  * the layout and the op's buffer holding the whole gradient (valid until the next backward);
- * else dx is added into and dx_hold->layout is PLAIN. */
+ * else dx is added into (written, its old contents ignored, when dx_whole) and
+ * dx_hold->layout is PLAIN. */
 moka_status moka_dnnl_op_backward(moka_dnnl_op *op, const float *x, const float *w, const float *dy,
                                   const moka_held *dy_held, bool dy_staged, float *dx,
-                                  moka_held *dx_hold, float *dw, moka_err *err);
+                                  bool dx_whole, moka_held *dx_hold, float *dw, moka_err *err);
 
 /* fp32 -> bf16, round to nearest even, NaN kept quiet: what oneDNN's conversion does. */
 static inline uint16_t moka_dnnl_to_bf16(float f)
