@@ -70,18 +70,8 @@ static moka_status bn_reshape(moka_layer *l, moka_err *err)
     s->num = x->shape[0];
     s->inner = moka_tensor_count_range(x, 2, x->ndim);
     const int64_t n = moka_tensor_count(x);
-    if (c > s->std_cap) {
-        float *p = realloc(s->std, (size_t)c * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
-        s->std = p;
-        s->std_cap = c;
-    }
-    if (!s->global && n > s->x_hat_cap) {
-        float *p = realloc(s->x_hat, (size_t)n * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for x_hat");
-        s->x_hat = p;
-        s->x_hat_cap = n;
-    }
+    MOKA_TRY(moka_layer_reserve(l, &s->std, &s->std_cap, c, "std", err));
+    if (!s->global) MOKA_TRY(moka_layer_reserve(l, &s->x_hat, &s->x_hat_cap, n, "x_hat", err));
     return MOKA_OK;
 }
 

@@ -47,12 +47,7 @@ static moka_status euclidean_reshape(moka_layer *l, moka_err *err)
                                moka_tensor_shape_str(b, bb, sizeof bb));
     s->num = a->shape[0];
     s->count = moka_tensor_count(a);
-    if (s->count > s->diff_cap) {
-        float *d = realloc(s->diff, (size_t)s->count * sizeof *d);
-        if (!d) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a - b");
-        s->diff = d;
-        s->diff_cap = s->count;
-    }
+    MOKA_TRY(moka_layer_reserve(l, &s->diff, &s->diff_cap, s->count, "a - b", err));
     return moka_tensor_set_shape(l->top[0], 0, NULL, err);
 }
 

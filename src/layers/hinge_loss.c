@@ -57,12 +57,7 @@ static moka_status hinge_reshape(moka_layer *l, moka_err *err)
                                "%lld in all", moka_tensor_shape_str(label, bl, sizeof bl),
                                moka_tensor_shape_str(x, bx, sizeof bx), (long long)s->num);
     const int64_t n = moka_tensor_count(x);
-    if (n > s->margin_cap) {
-        float *m = realloc(s->margin, (size_t)n * sizeof *m);
-        if (!m) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for margins");
-        s->margin = m;
-        s->margin_cap = n;
-    }
+    MOKA_TRY(moka_layer_reserve(l, &s->margin, &s->margin_cap, n, "margins", err));
     return moka_tensor_set_shape(l->top[0], 0, NULL, err);
 }
 

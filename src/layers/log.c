@@ -45,12 +45,7 @@ static moka_status log_reshape(moka_layer *l, moka_err *err)
     log_state *s = l->state;
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], l->bottom[0], err));
     const int64_t n = moka_tensor_count(l->bottom[0]);
-    if (l->in_place && n > s->x_cap) {
-        float *p = realloc(s->x_copy, (size_t)n * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a copy of x");
-        s->x_copy = p;
-        s->x_cap = n;
-    }
+    if (l->in_place) MOKA_TRY(moka_layer_reserve(l, &s->x_copy, &s->x_cap, n, "a copy of x", err));
     return MOKA_OK;
 }
 

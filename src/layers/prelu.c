@@ -56,12 +56,7 @@ static moka_status prelu_reshape(moka_layer *l, moka_err *err)
                                (long long)x->shape[1], (long long)s->channels);
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], x, err));
     const int64_t n = moka_tensor_count(x);
-    if (l->in_place && n > s->x_cap) {
-        float *p = realloc(s->x_copy, (size_t)n * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a copy of x");
-        s->x_copy = p;
-        s->x_cap = n;
-    }
+    if (l->in_place) MOKA_TRY(moka_layer_reserve(l, &s->x_copy, &s->x_cap, n, "a copy of x", err));
     if (x->shape[1] > s->partial_cap) {
         double *p = realloc(s->partial, (size_t)x->shape[1] * sizeof *p);
         if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");

@@ -80,12 +80,7 @@ static moka_status scale_reshape(moka_layer *l, moka_err *err)
                                (long long)moka_tensor_count(l->weight[l->num_weight - 1]));
     MOKA_TRY(moka_tensor_set_shape_like(l->top[0], x, err));
     const int64_t n = moka_tensor_count(x);
-    if (l->in_place && n > s->x_cap) {
-        float *p = realloc(s->x_copy, (size_t)n * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for a copy of x");
-        s->x_copy = p;
-        s->x_cap = n;
-    }
+    if (l->in_place) MOKA_TRY(moka_layer_reserve(l, &s->x_copy, &s->x_cap, n, "a copy of x", err));
     return moka_broadcast_reserve(l, &s->bc, err);
 }
 

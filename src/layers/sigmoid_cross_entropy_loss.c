@@ -85,12 +85,7 @@ static moka_status sce_reshape(moka_layer *l, moka_err *err)
                                moka_tensor_shape_str(t, bt, sizeof bt));
     s->num = x->shape[0];
     s->count = moka_tensor_count(x);
-    if (s->count > s->diff_cap) {
-        float *d = realloc(s->diff, (size_t)s->count * sizeof *d);
-        if (!d) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for the gradient");
-        s->diff = d;
-        s->diff_cap = s->count;
-    }
+    MOKA_TRY(moka_layer_reserve(l, &s->diff, &s->diff_cap, s->count, "the gradient", err));
     return moka_tensor_set_shape(l->top[0], 0, NULL, err);
 }
 

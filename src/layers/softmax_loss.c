@@ -104,12 +104,7 @@ static moka_status softmax_loss_reshape(moka_layer *l, moka_err *err)
         return moka_layer_errf(l, err, MOKA_ERR_SHAPE, "%lld classes is more than supported",
                                (long long)s->ch);
     const int64_t n = moka_tensor_count(x), npos = s->outer * s->inner;
-    if (n > s->prob_cap) {
-        float *p = realloc(s->prob, (size_t)n * sizeof *p);
-        if (!p) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for probabilities");
-        s->prob = p;
-        s->prob_cap = n;
-    }
+    MOKA_TRY(moka_layer_reserve(l, &s->prob, &s->prob_cap, n, "probabilities", err));
     if (npos > s->cls_cap) {
         int32_t *c = realloc(s->cls, (size_t)npos * sizeof *c);
         if (!c) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory for labels");
