@@ -6,6 +6,7 @@
  * inputs, over odd shapes; the direct weight gradient of first layers against the formula. */
 #include <omp.h>
 
+#include "backend/cpu/conv_dw.h"
 #include "backend/cpu/dnnl_op.h"
 #include "harness.h"
 #include "test.h"
@@ -557,10 +558,17 @@ static int direct_dw_matches_formula(void)
         GEO(1, 2, 10, 38, 3, 1, 4, 7, 1, 1, 2, 0, 1, 1),
         GEO(5, 1, 5, 17, 1, 1, 5, 1, 1, 1, 0, 0, 1, 1),
     };
+    /* Builds without AVX-512 (the sanitizer builds among them) have no direct kernel: the
+     * same cases then check the im2col path. */
+    const moka_conv_geom lenet = {.channels = 1, .height = 28, .width = 28, .kernel_h = 5,
+                                  .kernel_w = 5, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
+                                  .dilation_w = 1, .out_h = 24, .out_w = 24};
+    const char *want = moka_conv_dw_fits(&lenet, 1) ? "direct dW" : NULL;
+    if (!want) printf("no direct kernel in this build: the im2col path instead\n");
     for (int t = 1; t <= 2; t++) {
         omp_set_num_threads(t);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            CHECK_EQ(dnnl_case(&cases[i], false, false, "direct dW"), 0);
+            CHECK_EQ(dnnl_case(&cases[i], false, false, want), 0);
     }
     omp_set_num_threads(2);
     return 0;
