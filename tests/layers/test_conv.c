@@ -558,8 +558,8 @@ static int direct_dw_matches_formula(void)
         GEO(1, 2, 10, 38, 3, 1, 4, 7, 1, 1, 2, 0, 1, 1),
         GEO(5, 1, 5, 17, 1, 1, 5, 1, 1, 1, 0, 0, 1, 1),
     };
-    /* Builds without AVX-512 (the sanitizer builds among them) have no direct kernel: the
-     * same cases then check the im2col path. */
+    /* Builds without AVX-512 have no direct kernel: the same cases then check the im2col
+     * path. */
     const moka_conv_geom lenet = {.channels = 1, .height = 28, .width = 28, .kernel_h = 5,
                                   .kernel_w = 5, .stride_h = 1, .stride_w = 1, .dilation_h = 1,
                                   .dilation_w = 1, .out_h = 24, .out_w = 24};
