@@ -232,7 +232,8 @@ static int gradients_written_whole_are_complete(void)
         /* Distinct inputs, so no max-pooling window has a tie. */
         moka_tensor *x = moka_net_blob(net, "x");
         const int64_t nx = moka_tensor_count(x), np = moka_net_param_count(net);
-        for (int64_t i = 0; i < nx; i++) x->data[i] = (float)sin(0.37 * (double)i + 0.1 * (double)(i % 7));
+        for (int64_t i = 0; i < nx; i++)
+            x->data[i] = (float)sin(0.37 * (double)i + 0.1 * (double)(i % 7));
         fill_input(net, "y", 0.5f);
         float *g1 = malloc((size_t)(nx + np) * sizeof(float));
         CHECK(g1);

@@ -52,7 +52,8 @@ static inline __attribute__((always_inline)) void rows_kernel(const int KW, cons
 #pragma GCC unroll 7
         for (int kx = 0; kx < KW; kx++)
 #pragma GCC unroll 2
-            for (int v = 0; v < V; v++) a[b][kx][v] = _mm512_loadu_ps(acc[b] + (kx * V + v) * LANES);
+            for (int v = 0; v < V; v++)
+                a[b][kx][v] = _mm512_loadu_ps(acc[b] + (kx * V + v) * LANES);
     for (int64_t r = 0; r < rows; r++) {
         __m512 dv[2][MAX_V];
 #pragma GCC unroll 2
@@ -70,7 +71,8 @@ static inline __attribute__((always_inline)) void rows_kernel(const int KW, cons
                 const __m512 xv = _mm512_maskz_loadu_ps(v == V - 1 ? tail : (__mmask16)0xffff,
                                                         x + kx + v * LANES);
 #pragma GCC unroll 2
-                for (int b = 0; b < MB; b++) a[b][kx][v] = _mm512_fmadd_ps(dv[b][v], xv, a[b][kx][v]);
+                for (int b = 0; b < MB; b++)
+                    a[b][kx][v] = _mm512_fmadd_ps(dv[b][v], xv, a[b][kx][v]);
             }
     }
 #pragma GCC unroll 2
@@ -78,7 +80,8 @@ static inline __attribute__((always_inline)) void rows_kernel(const int KW, cons
 #pragma GCC unroll 7
         for (int kx = 0; kx < KW; kx++)
 #pragma GCC unroll 2
-            for (int v = 0; v < V; v++) _mm512_storeu_ps(acc[b] + (kx * V + v) * LANES, a[b][kx][v]);
+            for (int v = 0; v < V; v++)
+                _mm512_storeu_ps(acc[b] + (kx * V + v) * LANES, a[b][kx][v]);
 }
 
 /* rows_kernel with its shape as constants, so its sums become registers. */
