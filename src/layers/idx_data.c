@@ -25,59 +25,33 @@
 #include <stdlib.h>
 
 #include "core/layer.h"
-#include "data/loader.h"
-#include "data/transform.h"
 #include "io/fetch.h"
 #include "io/idx.h"
+#include "layers/sample_feed.h"
 #include "moka/log.h"
-
-/* Batches prefetched ahead of the net: two buffers, one filling while the other is consumed. */
-#define IDX_PREFETCH_DEPTH 2
 
 typedef struct {
     moka_idx images, labels;
-    bool has_labels;
-    int64_t batch;      /* B */
-    int64_t in_sample;  /* bytes of one stored sample, C * H * W */
-    int64_t out_sample; /* floats of one transformed sample, C * H' * W' */
-    int64_t out_c, out_h, out_w;
-    moka_transform tf;
-    /* Owned by the prefetch thread once it runs: nothing else may touch them. */
-    moka_cursor cursor;
-    moka_rng tf_rng;
-    moka_loader *loader;
-    /* Whether the cursor shuffles, and the seed of the per-sample transform streams (crop and
-     * mirror draws); the cursor itself keeps what seek needs to replay its order. */
-    bool shuffle;
-    uint64_t tf_seed;
+    int64_t in_sample; /* bytes of one stored sample, C * H * W */
+    moka_feed feed;
 } idx_data;
 
 static void idx_data_destroy(moka_layer *l)
 {
     idx_data *s = l->state;
     /* The thread reads everything below, so it goes first. */
-    moka_loader_free(s->loader);
-    s->loader = NULL;
-    moka_cursor_deinit(&s->cursor);
-    moka_transform_deinit(&s->tf);
+    moka_feed_deinit(&s->feed);
     moka_idx_deinit(&s->labels);
     moka_idx_deinit(&s->images);
 }
 
-/* Runs on the prefetch thread: the next B samples, transformed, and their labels. */
-static moka_status fill_batch(void *user, float *const *bufs, moka_err *err MOKA_UNUSED)
+/* Runs on the prefetch thread: sample i, transformed, and its label. */
+static moka_status idx_sample(void *user, int64_t i, const moka_transform *tf, moka_rng *rng,
+                              float *out, float *label, moka_err *err MOKA_UNUSED)
 {
-    idx_data *s = user;
-    for (int64_t b = 0; b < s->batch; b++) {
-        /* The transform's random draws depend only on the sample's position in the global
-         * stream, so a run positioned by seek, or read by another number of ranks, draws
-         * exactly what an uninterrupted single process would. */
-        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)moka_cursor_position(&s->cursor));
-        const int64_t i = moka_cursor_next(&s->cursor);
-        moka_transform_u8(&s->tf, s->images.data + i * s->in_sample, bufs[0] + b * s->out_sample,
-                          &s->tf_rng);
-        if (s->has_labels) bufs[1][b] = (float)s->labels.data[i];
-    }
+    const idx_data *s = user;
+    moka_transform_u8(tf, s->images.data + i * s->in_sample, out, rng);
+    if (label) *label = (float)s->labels.data[i];
     return MOKA_OK;
 }
 
@@ -92,17 +66,6 @@ static moka_status read_failed(const moka_layer *l, const char *field, moka_stat
     return st;
 }
 
-/* Starts the prefetch thread, which fills batches from the cursor's current position. */
-static moka_status start_loader(moka_layer *l, moka_err *err)
-{
-    idx_data *s = l->state;
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IDX_PREFETCH_DEPTH,
-                                              fill_batch, s, &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
-}
-
 static moka_status idx_data_setup(moka_layer *l, moka_err *err)
 {
     idx_data *s = l->state;
@@ -113,18 +76,18 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
                                "idx_data_param.images is required "
                                "(the path of an IDX images file)");
-    s->batch = moka_pt_int(p, "batch_size");
-    if (s->batch <= 0)
+    const int64_t batch = moka_pt_int(p, "batch_size");
+    if (batch <= 0)
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
                                "idx_data_param.batch_size must be "
                                "positive, got %lld",
-                               (long long)s->batch);
-    s->has_labels = l->num_top == 2;
-    if (s->has_labels && !labels[0])
+                               (long long)batch);
+    const bool has_labels = l->num_top == 2;
+    if (has_labels && !labels[0])
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
                                "has a label top but no "
                                "idx_data_param.labels file");
-    if (!s->has_labels && labels[0])
+    if (!has_labels && labels[0])
         return moka_pt_errf(err, MOKA_ERR_CONFIG, moka_pt_node_at(p, "labels", 0),
                             "layer '%s': idx_data_param.labels is set but the layer has no "
                             "label top (add a second top)",
@@ -151,7 +114,7 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
     const int64_t h = im->dims[im->ndim - 2], w = im->dims[im->ndim - 1];
     s->in_sample = c * h * w;
 
-    if (s->has_labels) {
+    if (has_labels) {
         st = moka_fetch_source(l->ctx, labels, labels_local, sizeof labels_local, err);
         if (st == MOKA_OK) st = moka_idx_read(labels_local, &s->labels, err);
         if (st != MOKA_OK) return read_failed(l, "labels", st, err);
@@ -169,58 +132,32 @@ static moka_status idx_data_setup(moka_layer *l, moka_err *err)
                                 (long long)s->labels.dims[0]);
     }
 
-    MOKA_TRY(moka_transform_init(&s->tf, moka_pt_msg(l->cfg, "transform_param"), l->phase, l->name,
-                                 c, h, w, err));
-    moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
-    s->out_sample = s->out_c * s->out_h * s->out_w;
-
-    /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. The
-     * shuffle stream is a copy of the layer's, which does not depend on the rank, so every rank
-     * draws the same permutations and the same skip and reads its own shard of one order. */
-    int64_t start, stride;
-    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &start, &stride, err));
-    s->shuffle = moka_pt_bool(p, "shuffle");
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, start, stride, s->shuffle, &l->rng, err));
-    moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
-    s->tf_seed = moka_rng_u64(&l->rng);
+    MOKA_TRY(moka_feed_init(&s->feed, l, n, batch, c, h, w, idx_sample, s, err));
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld samples of %lld x %lld x %lld from '%s'%s",
               l->name, (long long)n, (long long)c, (long long)h, (long long)w, images,
               moka_pt_bool(p, "shuffle") ? ", shuffled each epoch" : "");
 
-    return start_loader(l, err);
+    return moka_feed_start(&s->feed, err);
 }
 
 static moka_status idx_data_reshape(moka_layer *l, moka_err *err)
 {
     const idx_data *s = l->state;
-    MOKA_TRY(
-        moka_tensor_set_shape(l->top[0], MOKA_SHAPE(s->batch, s->out_c, s->out_h, s->out_w), err));
-    if (s->has_labels) MOKA_TRY(moka_tensor_set_shape(l->top[1], MOKA_SHAPE(s->batch), err));
-    return MOKA_OK;
+    return moka_feed_reshape(&s->feed, l, err);
 }
 
 static moka_status idx_data_forward_cpu(moka_layer *l, moka_err *err)
 {
     idx_data *s = l->state;
-    float *const dst[2] = {l->top[0]->data, s->has_labels ? l->top[1]->data : NULL};
-    return moka_loader_next(s->loader, dst, err);
+    return moka_feed_forward(&s->feed, l, err);
 }
 
-/* Positions the stream as if all ranks together had read its first `position` samples (this
- * rank's next is position + rank): stops the prefetch thread, rebuilds the cursor from its
- * setup-time state at that position and restarts the thread. Used when training resumes from a
- * snapshot. */
+/* Positions the stream at sample `position` of the global order (sample_feed.h). */
 static moka_status idx_data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     idx_data *s = l->state;
-    if (position < 0)
-        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
-                               "cannot seek to sample %lld (want >= 0)", (long long)position);
-    moka_loader_free(s->loader);
-    s->loader = NULL;
-    moka_cursor_seek(&s->cursor, position);
-    return start_loader(l, err);
+    return moka_feed_seek(&s->feed, l, position, err);
 }
 
 static const char *const idx_data_extra[] = {"transform_param", NULL};

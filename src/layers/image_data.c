@@ -30,14 +30,10 @@
 #include <unistd.h>
 
 #include "core/layer.h"
-#include "data/loader.h"
-#include "data/transform.h"
 #include "io/fetch.h"
 #include "io/image.h"
+#include "layers/sample_feed.h"
 #include "moka/log.h"
-
-/* Batches prefetched ahead of the net: two buffers, one filling while the other is consumed. */
-#define IMAGE_PREFETCH_DEPTH 2
 
 typedef struct {
     const char *name; /* the layer's, for messages from the prefetch thread */
@@ -47,28 +43,14 @@ typedef struct {
     int want_channels; /* 3 colour, 1 gray */
     int new_h, new_w;  /* 0, 0: no resize */
     int64_t c, h, w;   /* one image as it enters the transform */
-    bool has_labels;
-    int64_t batch;      /* B */
-    int64_t out_sample; /* floats of one transformed sample, C * H' * W' */
-    int64_t out_c, out_h, out_w;
-    moka_transform tf;
-    /* Owned by the prefetch thread once it runs: nothing else may touch them. */
-    moka_cursor cursor;
-    moka_rng tf_rng;
-    moka_loader *loader;
-    /* Whether the cursor shuffles; the cursor itself keeps what seek needs to replay its order. */
-    bool shuffle;
-    uint64_t tf_seed;
+    moka_feed feed;
 } image_data;
 
 static void image_data_destroy(moka_layer *l)
 {
     image_data *s = l->state;
     /* The thread reads everything below, so it goes first. */
-    moka_loader_free(s->loader);
-    s->loader = NULL;
-    moka_cursor_deinit(&s->cursor);
-    moka_transform_deinit(&s->tf);
+    moka_feed_deinit(&s->feed);
     moka_image_list_deinit(&s->list);
     free(s->source);
     free(s->root);
@@ -109,44 +91,27 @@ static moka_status load_image(const image_data *s, int64_t i, uint8_t **pixels, 
     return st;
 }
 
-/* Runs on the prefetch thread: the next B samples, decoded and transformed, and their labels. */
-static moka_status fill_batch(void *user, float *const *bufs, moka_err *err)
+/* Runs on the prefetch thread: entry i, decoded and transformed, and its label. */
+static moka_status image_sample(void *user, int64_t i, const moka_transform *tf, moka_rng *rng,
+                                float *out, float *label, moka_err *err)
 {
-    image_data *s = user;
-    for (int64_t b = 0; b < s->batch; b++) {
-        /* The transform's random draws depend only on the sample's position in the global
-         * stream, so a run positioned by seek, or read by another number of ranks, draws
-         * exactly what an uninterrupted single process would. */
-        moka_rng_seed(&s->tf_rng, s->tf_seed, (uint64_t)moka_cursor_position(&s->cursor));
-        const int64_t i = moka_cursor_next(&s->cursor);
-        uint8_t *pix;
-        int c, h, w;
-        MOKA_TRY(load_image(s, i, &pix, &c, &h, &w, err));
-        if (h != s->h || w != s->w) {
-            free(pix);
-            return moka_errf(err, MOKA_ERR_IO,
-                             "layer '%s': %s:%d: image '%s%s' is %d x %d but the first image of "
-                             "the list is %lld x %lld (set image_data_param new_height and "
-                             "new_width to resize them all)",
-                             s->name, s->source, s->list.entries[i].line, s->root,
-                             s->list.entries[i].path, h, w, (long long)s->h, (long long)s->w);
-        }
-        moka_transform_u8(&s->tf, pix, bufs[0] + b * s->out_sample, &s->tf_rng);
+    const image_data *s = user;
+    uint8_t *pix;
+    int c, h, w;
+    MOKA_TRY(load_image(s, i, &pix, &c, &h, &w, err));
+    if (h != s->h || w != s->w) {
         free(pix);
-        if (s->has_labels) bufs[1][b] = (float)s->list.entries[i].label;
+        return moka_errf(err, MOKA_ERR_IO,
+                         "layer '%s': %s:%d: image '%s%s' is %d x %d but the first image of "
+                         "the list is %lld x %lld (set image_data_param new_height and "
+                         "new_width to resize them all)",
+                         s->name, s->source, s->list.entries[i].line, s->root,
+                         s->list.entries[i].path, h, w, (long long)s->h, (long long)s->w);
     }
+    moka_transform_u8(tf, pix, out, rng);
+    free(pix);
+    if (label) *label = (float)s->list.entries[i].label;
     return MOKA_OK;
-}
-
-/* Starts the prefetch thread, which fills batches from the cursor's current position. */
-static moka_status start_loader(moka_layer *l, moka_err *err)
-{
-    image_data *s = l->state;
-    const int64_t counts[2] = {s->batch * s->out_sample, s->batch};
-    const moka_status st = moka_loader_create(s->has_labels ? 2 : 1, counts, IMAGE_PREFETCH_DEPTH,
-                                              fill_batch, s, &s->loader, err);
-    if (st != MOKA_OK) moka_err_prefix(err, "layer '%s'", l->name);
-    return st;
 }
 
 static moka_status image_data_setup(moka_layer *l, moka_err *err)
@@ -166,11 +131,11 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
                                "image_data_param.source is required (a list file of "
                                "'path label' lines)");
-    s->batch = moka_pt_int(p, "batch_size");
-    if (s->batch <= 0)
+    const int64_t batch = moka_pt_int(p, "batch_size");
+    if (batch <= 0)
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
                                "image_data_param.batch_size must be positive, got %lld",
-                               (long long)s->batch);
+                               (long long)batch);
     const int64_t nh = moka_pt_int(p, "new_height"), nw = moka_pt_int(p, "new_width");
     if ((nh > 0) != (nw > 0) || nh > MOKA_IMAGE_MAX_SIDE || nw > MOKA_IMAGE_MAX_SIDE)
         return moka_layer_errf(l, err, MOKA_ERR_CONFIG,
@@ -180,7 +145,6 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
     s->new_h = (int)nh;
     s->new_w = (int)nw;
     s->want_channels = moka_pt_bool(p, "is_color") ? 3 : 1;
-    s->has_labels = l->num_top == 2;
     s->source = strdup(source);
     if (!s->source) return moka_layer_errf(l, err, MOKA_ERR_NOMEM, "out of memory");
 
@@ -235,57 +199,32 @@ static moka_status image_data_setup(moka_layer *l, moka_err *err)
     s->h = h;
     s->w = w;
 
-    MOKA_TRY(moka_transform_init(&s->tf, moka_pt_msg(l->cfg, "transform_param"), l->phase, l->name,
-                                 s->c, s->h, s->w, err));
-    moka_transform_out_dims(&s->tf, &s->out_c, &s->out_h, &s->out_w);
-    s->out_sample = s->out_c * s->out_h * s->out_w;
-
-    /* The prefetch thread gets streams of its own: l->rng belongs to the calling thread. The
-     * shuffle stream is a copy of the layer's, which does not depend on the rank, so every rank
-     * draws the same permutations and the same skip and reads its own shard of one order. */
-    int64_t start, stride;
-    MOKA_TRY(moka_loader_shard(l->ctx, l->name, &start, &stride, err));
-    s->shuffle = moka_pt_bool(p, "shuffle");
-    MOKA_TRY(moka_cursor_init(&s->cursor, n, start, stride, s->shuffle, &l->rng, err));
-    moka_cursor_random_skip(&s->cursor, moka_pt_int(p, "rand_skip"));
-    s->tf_seed = moka_rng_u64(&l->rng);
+    MOKA_TRY(moka_feed_init(&s->feed, l, n, batch, s->c, s->h, s->w, image_sample, s, err));
 
     moka_logf(MOKA_LOG_INFO, "data", "layer '%s': %lld images of %lld x %lld x %lld from '%s'%s",
               l->name, (long long)n, (long long)s->c, (long long)s->h, (long long)s->w, source,
-              s->shuffle ? ", shuffled each epoch" : "");
+              moka_pt_bool(p, "shuffle") ? ", shuffled each epoch" : "");
 
-    return start_loader(l, err);
+    return moka_feed_start(&s->feed, err);
 }
 
 static moka_status image_data_reshape(moka_layer *l, moka_err *err)
 {
     const image_data *s = l->state;
-    MOKA_TRY(
-        moka_tensor_set_shape(l->top[0], MOKA_SHAPE(s->batch, s->out_c, s->out_h, s->out_w), err));
-    if (s->has_labels) MOKA_TRY(moka_tensor_set_shape(l->top[1], MOKA_SHAPE(s->batch), err));
-    return MOKA_OK;
+    return moka_feed_reshape(&s->feed, l, err);
 }
 
 static moka_status image_data_forward_cpu(moka_layer *l, moka_err *err)
 {
     image_data *s = l->state;
-    float *const dst[2] = {l->top[0]->data, s->has_labels ? l->top[1]->data : NULL};
-    return moka_loader_next(s->loader, dst, err);
+    return moka_feed_forward(&s->feed, l, err);
 }
 
-/* Positions the stream as if all ranks together had read its first `position` entries (this
- * rank's next is position + rank; training resumed from a snapshot): stops the prefetch thread,
- * rebuilds the cursor from its setup-time state at that position and restarts the thread. */
+/* Positions the stream at entry `position` of the global order (sample_feed.h). */
 static moka_status image_data_seek(moka_layer *l, int64_t position, moka_err *err)
 {
     image_data *s = l->state;
-    if (position < 0)
-        return moka_layer_errf(l, err, MOKA_ERR_INVALID_ARG,
-                               "cannot seek to sample %lld (want >= 0)", (long long)position);
-    moka_loader_free(s->loader);
-    s->loader = NULL;
-    moka_cursor_seek(&s->cursor, position);
-    return start_loader(l, err);
+    return moka_feed_seek(&s->feed, l, position, err);
 }
 
 static const char *const image_data_extra[] = {"transform_param", NULL};
