@@ -6,7 +6,10 @@
  * shape with the memory layouts oneDNN prefers ("any": blocked nChw16c and friends), plus the
  * reorders between those layouts and moka's. For convolutions whose channels fill oneDNN's
  * 16-wide blocks this runs 2-3x faster than im2col + GEMM even with the reorders (cifar10_quick
- * conv2: 2.6 ms against 6.7 at batch 100, 2 cores), and it is where bf16 computes.
+ * conv2: 2.6 ms against 6.7 at batch 100, 2 cores), and it is where bf16 computes. Inner
+ * products (bf16 only; fp32 ones stay on moka's sgemm) run on matmul primitives reading moka's
+ * row-major matrices through strides, about twice as fast as oneDNN's inner-product primitive
+ * here (dnnl_op.c).
  *
  * Precision: with bf16, the inputs of every product (x, W, dy) are rounded to bf16 (round to
  * nearest even) and the products accumulate in fp32; what the op returns (y, dx, dW) is fp32,
