@@ -239,6 +239,20 @@ static moka_status edge_in(edge *e, const dnnl_memory_desc_t *user_md,
     return MOKA_OK;
 }
 
+/* Primitive attributes that, when `sum`, add the result into the destination (a sum post-op).
+ * Free *attr with dnnl_primitive_attr_destroy (it holds its own copy of the post-ops). */
+static dnnl_status_t sum_attr(bool sum, dnnl_primitive_attr_t *attr)
+{
+    dnnl_status_t st = dnnl_primitive_attr_create(attr);
+    if (st != dnnl_success || !sum) return st;
+    dnnl_post_ops_t po = NULL;
+    st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success) st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(*attr, po);
+    if (po) dnnl_post_ops_destroy(po);
+    return st;
+}
+
 /* An output edge: the primitive writes `have`; moka's buffer (`user_md`) is written, or added
  * into when `add` (then never direct: moka's transpose adds, or a reorder with a sum post-op). */
 static moka_status edge_out(edge *e, const dnnl_memory_desc_t *have,
@@ -256,19 +270,12 @@ static moka_status edge_out(edge *e, const dnnl_memory_desc_t *have,
         return MOKA_OK;
     }
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success && add) {
-        st = dnnl_post_ops_create(&po);
-        if (st == dnnl_success) st = dnnl_post_ops_append_sum(po, 1.0f);
-        if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
-    }
+    dnnl_status_t st = sum_attr(add, &attr);
     dnnl_primitive_desc_t pd = NULL;
     if (st == dnnl_success)
         st = dnnl_reorder_primitive_desc_create(&pd, have, g_engine, user_md, g_engine, attr);
     if (st == dnnl_success) st = dnnl_primitive_create(&e->reorder, pd);
     if (pd) dnnl_primitive_desc_destroy(pd);
-    if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     DNNL_TRY(st, "reorder");
     return MOKA_OK;
@@ -396,6 +403,20 @@ struct moka_dnnl_op {
     struct mm_state *mm;
     char kernel[160];
 };
+
+/* op->kernel = "oneDNN [bf16 ]<what>fwd-impl[ / other impls]": each distinct implementation of
+ * the built passes once (NULL or "" for a pass not built). */
+static void set_kernel_name(moka_dnnl_op *op, const char *what, const char *const impl[NPASS])
+{
+    int len = snprintf(op->kernel, sizeof op->kernel, "oneDNN%s %s%s", op->s.bf16 ? " bf16" : "",
+                       what, impl[FWD]);
+    for (int p = BWD_D; p < NPASS; p++) {
+        bool seen = !impl[p] || !impl[p][0];
+        for (int q = 0; q < p && !seen; q++) seen = impl[q] && strcmp(impl[q], impl[p]) == 0;
+        if (!seen && len > 0 && (size_t)len < sizeof op->kernel)
+            len += snprintf(op->kernel + len, sizeof op->kernel - (size_t)len, " / %s", impl[p]);
+    }
+}
 
 /* Frees the primitives and edges, leaving the op as calloc made it apart from its shape. */
 static void op_release(moka_dnnl_op *op)
@@ -583,18 +604,7 @@ static moka_status build(moka_dnnl_op *op, bool nhwc, bool gemm_ok, char *why, s
         if (rc == MOKA_OK)
             rc = edge_out(&op->w_dw, md_of(pd[BWD_W], DNNL_ARG_DIFF_WEIGHTS), &u.w, true, err);
     }
-    if (rc == MOKA_OK) {
-        /* "oneDNN [bf16] fwd-impl[ / other impls]": each distinct implementation once. */
-        int len = snprintf(op->kernel, sizeof op->kernel, "oneDNN%s %s", s->bf16 ? " bf16" : "",
-                           impl[FWD]);
-        for (int p = BWD_D; p < NPASS; p++) {
-            bool seen = !impl[p];
-            for (int q = 0; q < p && !seen; q++) seen = impl[q] && strcmp(impl[q], impl[p]) == 0;
-            if (!seen && len > 0 && (size_t)len < sizeof op->kernel)
-                len +=
-                    snprintf(op->kernel + len, sizeof op->kernel - (size_t)len, " / %s", impl[p]);
-        }
-    }
+    if (rc == MOKA_OK) set_kernel_name(op, "", impl);
     for (int p = 0; p < NPASS; p++)
         if (pd[p]) dnnl_primitive_desc_destroy(pd[p]);
     return rc;
@@ -643,33 +653,26 @@ static void mm_free(mm_state *mm)
     free(mm);
 }
 
-/* One pass: C (rows x cols, f32, row-major, added into when `sum`) = A (rows x inner, type dt,
- * strides sa) . B (inner x cols, dt, strides sb) [+ bias (1 x cols, f32)]. `impl` gets the
+/* One pass: C (rows x cols, f32, row-major, added into when `sum`) = A (rows x inner, bf16,
+ * strides sa) . B (inner x cols, bf16, strides sb) [+ bias (1 x cols, f32)]. `impl` gets the
  * implementation's name; MOKA_ERR_UNSUPPORTED for none or the reference one. */
-static moka_status mm_pass(mm_state *mm, int p, dnnl_data_type_t dt, int64_t rows, int64_t cols,
-                           int64_t inner, const int64_t sa[2], const int64_t sb[2], bool bias,
-                           bool sum, char impl[64], char *why, size_t why_len, moka_err *err)
+static moka_status mm_pass(mm_state *mm, int p, int64_t rows, int64_t cols, int64_t inner,
+                           const int64_t sa[2], const int64_t sb[2], bool bias, bool sum,
+                           char impl[64], char *why, size_t why_len, moka_err *err)
 {
     dnnl_memory_desc_t a, b, c, bm;
     const dnnl_dims_t da = {rows, inner}, db = {inner, cols}, dc = {rows, cols}, dbias = {1, cols};
     const dnnl_dims_t sta = {sa[0], sa[1]}, stb = {sb[0], sb[1]};
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&a, 2, da, dt, sta), "memory desc");
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&b, 2, db, dt, stb), "memory desc");
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&a, 2, da, dnnl_bf16, sta), "memory desc");
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&b, 2, db, dnnl_bf16, stb), "memory desc");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&c, 2, dc, dnnl_f32, dnnl_ab), "memory desc");
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&bm, 2, dbias, dnnl_f32, dnnl_ab), "memory desc");
     dnnl_matmul_desc_t d;
     DNNL_TRY(dnnl_matmul_desc_init(&d, &a, &b, bias ? &bm : NULL, &c), "matmul desc");
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_post_ops_t po = NULL;
-    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success && sum) {
-        st = dnnl_post_ops_create(&po);
-        if (st == dnnl_success) st = dnnl_post_ops_append_sum(po, 1.0f);
-        if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, po);
-    }
+    dnnl_status_t st = sum_attr(sum, &attr);
     dnnl_primitive_desc_t pd = NULL;
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &d, attr, g_engine, NULL);
-    if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_unimplemented) {
         snprintf(why, why_len, "matmul: no implementation");
@@ -705,7 +708,6 @@ static moka_status mm_build(moka_dnnl_op *op, char *why, size_t why_len, moka_er
         snprintf(why, why_len, "fp32 inner products use the sgemm");
         return MOKA_ERR_UNSUPPORTED;
     }
-    const dnnl_data_type_t dt = dnnl_bf16;
     mm_state *mm = calloc(1, sizeof *mm);
     if (!mm) return moka_errf(err, MOKA_ERR_NOMEM, "out of memory");
     op->mm = mm;
@@ -716,26 +718,19 @@ static moka_status mm_build(moka_dnnl_op *op, char *why, size_t why_len, moka_er
     char impl[NPASS][64] = {"", "", ""};
     /* W^T (K, N) and W (N, K) as strided views of W as stored. */
     const int64_t wt[2] = {T ? N : 1, T ? 1 : K}, w[2] = {T ? 1 : K, T ? N : 1};
-    MOKA_TRY(mm_pass(mm, FWD, dt, M, N, K, (const int64_t[]){K, 1}, wt, s->bias, false, impl[FWD],
+    MOKA_TRY(mm_pass(mm, FWD, M, N, K, (const int64_t[]){K, 1}, wt, s->bias, false, impl[FWD],
                      why, why_len, err));
     if (s->backward_data)
-        MOKA_TRY(mm_pass(mm, BWD_D, dt, M, K, N, (const int64_t[]){N, 1}, w, false, true, impl[BWD_D],
+        MOKA_TRY(mm_pass(mm, BWD_D, M, K, N, (const int64_t[]){N, 1}, w, false, true, impl[BWD_D],
                          why, why_len, err));
-    if (s->backward_weights) {
-        if (!T)
-            MOKA_TRY(mm_pass(mm, BWD_W, dt, N, K, M, (const int64_t[]){1, N}, (const int64_t[]){K, 1},
-                             false, true, impl[BWD_W], why, why_len, err));
-        else
-            MOKA_TRY(mm_pass(mm, BWD_W, dt, K, N, M, (const int64_t[]){1, K}, (const int64_t[]){N, 1},
-                             false, true, impl[BWD_W], why, why_len, err));
-    }
-    int len = snprintf(op->kernel, sizeof op->kernel, "oneDNN bf16 matmul %s", impl[FWD]);
-    for (int p = BWD_D; p < NPASS; p++) {
-        bool seen = !impl[p][0];
-        for (int q = 0; q < p && !seen; q++) seen = strcmp(impl[q], impl[p]) == 0;
-        if (!seen && len > 0 && (size_t)len < sizeof op->kernel)
-            len += snprintf(op->kernel + len, sizeof op->kernel - (size_t)len, " / %s", impl[p]);
-    }
+    if (s->backward_weights && !T)
+        MOKA_TRY(mm_pass(mm, BWD_W, N, K, M, (const int64_t[]){1, N}, (const int64_t[]){K, 1},
+                         false, true, impl[BWD_W], why, why_len, err));
+    if (s->backward_weights && T)
+        MOKA_TRY(mm_pass(mm, BWD_W, K, N, M, (const int64_t[]){1, K}, (const int64_t[]){N, 1},
+                         false, true, impl[BWD_W], why, why_len, err));
+    const char *const names[NPASS] = {impl[FWD], impl[BWD_D], impl[BWD_W]};
+    set_kernel_name(op, "matmul ", names);
     return MOKA_OK;
 }
 
